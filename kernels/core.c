@@ -239,6 +239,9 @@ int mp_cuda_exec_init(mp_exec *ex, mp_error *err); /* kernels/cuda/backend.cu */
 void mp_cuda_exec_free(mp_exec *ex);
 int mp_cuda_device_count(void);
 int mp_cuda_exec_status(mp_exec *ex, mp_error *err);
+void *mp_cuda_alloc(mp_exec *ex, size_t bytes);
+void mp_cuda_free(mp_exec *ex, void *p);
+int mp_cuda_memcpy(mp_exec *ex, void *dst, const void *src, size_t bytes, int to_device, mp_error *err);
 int mp_cuda_compiled(void) { return 1; }
 int mp_cuda_available(void) { return mp_cuda_device_count() > 0; }
 #else
@@ -283,5 +286,38 @@ int mp_exec_status(mp_exec *ex, mp_error *err) {
     (void)ex;
     (void)err;
 #endif
+    return 0;
+}
+
+void *mp_backend_alloc(mp_exec *ex, size_t bytes) {
+#ifdef MP_HAVE_CUDA
+    if (ex->backend == MP_BACKEND_CUDA) return mp_cuda_alloc(ex, bytes);
+#endif
+    return mp_aligned_alloc(bytes);
+}
+
+void mp_backend_free(mp_exec *ex, void *p) {
+    if (!p) return;
+#ifdef MP_HAVE_CUDA
+    if (ex->backend == MP_BACKEND_CUDA) { mp_cuda_free(ex, p); return; }
+#endif
+    mp_aligned_free(p);
+}
+
+int mp_backend_upload(mp_exec *ex, void *dst, const void *src, size_t bytes, mp_error *err) {
+#ifdef MP_HAVE_CUDA
+    if (ex->backend == MP_BACKEND_CUDA) return mp_cuda_memcpy(ex, dst, src, bytes, 1, err);
+#endif
+    (void)err;
+    if (dst != src) memcpy(dst, src, bytes);
+    return 0;
+}
+
+int mp_backend_download(mp_exec *ex, void *dst, const void *src, size_t bytes, mp_error *err) {
+#ifdef MP_HAVE_CUDA
+    if (ex->backend == MP_BACKEND_CUDA) return mp_cuda_memcpy(ex, dst, src, bytes, 0, err);
+#endif
+    (void)err;
+    if (dst != src) memcpy(dst, src, bytes);
     return 0;
 }

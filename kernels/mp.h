@@ -258,6 +258,12 @@ void mp_exec_free(mp_exec *ex);
 /* Waits for the backend to finish queued work and reports the first error an op ran into (CUDA ops
  * record errors instead of returning them). 0 when all is well. */
 int mp_exec_status(mp_exec *ex, mp_error *err);
+/* Backend memory: host memory for the CPU backend, device memory for CUDA. Model code allocates its
+ * activations and uploads its weights with these, so the same forward pass runs on either backend. */
+void *mp_backend_alloc(mp_exec *ex, size_t bytes); /* NULL on failure */
+void mp_backend_free(mp_exec *ex, void *p);
+int mp_backend_upload(mp_exec *ex, void *dst, const void *src, size_t bytes, mp_error *err);   /* host -> backend */
+int mp_backend_download(mp_exec *ex, void *dst, const void *src, size_t bytes, mp_error *err); /* backend -> host, waits */
 int mp_cuda_available(void); /* 1 if the CUDA backend is compiled in and a device is usable */
 int mp_cuda_compiled(void);
 

@@ -69,3 +69,27 @@ extern "C" int mp_cuda_exec_status(mp_exec *ex, mp_error *err) {
     if (st->failed) return mp_errf(err, "%s", st->errmsg);
     return 0;
 }
+
+extern "C" void *mp_cuda_alloc(mp_exec *ex, size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+extern "C" void mp_cuda_free(mp_exec *ex, void *p) {
+    (void)ex;
+    cudaFree(p);
+}
+
+extern "C" int mp_cuda_memcpy(mp_exec *ex, void *dst, const void *src, size_t bytes, int to_device, mp_error *err) {
+    mp_cuda_state *st = (mp_cuda_state *)ex->cuda;
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                                    st->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(st->stream);
+    if (e != cudaSuccess) return mp_errf(err, "cuda: copy of %zu bytes %s device failed: %s", bytes,
+                                         to_device ? "to" : "from", cudaGetErrorString(e));
+    return 0;
+}
