@@ -1,0 +1,146 @@
+/* tokenizer_int.h — internals shared by llm/tokenizer*.c (not a public interface). */
+#ifndef MP_TOKENIZER_INT_H
+#define MP_TOKENIZER_INT_H
+
+#include "llm/tokenizer.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Token types, numbered as GGUF's tokenizer.ggml.token_type (llama.cpp llama_token_type). */
+enum {
+    TT_UNDEFINED = 0,
+    TT_NORMAL = 1,
+    TT_UNKNOWN = 2,
+    TT_CONTROL = 3,
+    TT_USER_DEFINED = 4,
+    TT_UNUSED = 5,
+    TT_BYTE = 6,
+};
+
+enum {
+    TK_SPM = 1, /* SentencePiece BPE by scores, byte fallback */
+    TK_BPE = 2, /* byte-level BPE by merge ranks */
+    TK_WPM = 3, /* WordPiece */
+};
+
+/* Pre-tokenizer of byte-level BPE: a list of regexes applied one after the other (each splits every
+ * piece of the previous one), as llama.cpp's llm_tokenizer_bpe and HF's Sequence[Split] do. */
+#define TOK_MAX_REGEX 4
+
+typedef struct tok_entry {
+    uint32_t off, len;   /* text in pool (as stored: "▁" for SPM, byte-level chars for BPE) */
+    uint32_t doff, dlen; /* decoded bytes in dpool */
+    float score;
+    uint8_t type;
+    uint8_t lstrip, rstrip; /* added tokens: eat whitespace around a match */
+} tok_entry;
+
+typedef struct tok_special {
+    int32_t id;
+} tok_special;
+
+struct mp_tokenizer {
+    int kind;
+    int n_vocab;
+    tok_entry *v;
+    char *pool;
+    size_t pool_len, pool_cap;
+    char *dpool;
+    size_t dpool_len, dpool_cap;
+
+    /* text -> id (open addressing, last duplicate wins) */
+    int32_t *ht;
+    uint32_t ht_mask;
+
+    /* BPE merges: (left id, right id) -> rank */
+    uint64_t *mg_key;
+    int32_t *mg_rank;
+    uint32_t mg_mask;
+    int n_merges;
+
+    int32_t bos, eos, unk, pad, sep, cls, mask_id, eot, nl;
+    int add_bos, add_eos, add_sep;
+    int add_space_prefix; /* SPM: prepend a space to the text */
+    int escape_ws;        /* SPM: spaces are stored as U+2581 in the vocab */
+    int spm_l2c;          /* llama2.c tokenizer.bin flavour (literal spaces, no byte-token types) */
+    int ignore_merges;    /* BPE (llama3): a pre-token that is a whole vocab entry is taken as is */
+    int clean_spaces;     /* decode: clean_up_tokenization_spaces */
+    int byte_level;       /* BPE: text is mapped through the GPT-2 byte<->unicode table */
+    int32_t byte_tok[256];
+
+    /* pre-tokenizer (byte-level BPE) */
+    int n_regex;
+    char *regex_src[TOK_MAX_REGEX];
+    struct tok_regex *regex[TOK_MAX_REGEX];
+    char pre_name[64];
+
+    /* tokens matched in the raw text before the algorithm (control + user-defined), longest first */
+    int32_t *specials;
+    int n_specials;
+
+    /* WordPiece */
+    int wpm_lowercase, wpm_strip_accents;
+};
+
+/* ---- vocab building (tokenizer.c) */
+mp_tokenizer *tok_new(int kind, int n_vocab);
+/* Sets token id's text (copied) and decodes it per the tokenizer kind; call tok_finish after all. */
+int tok_set(mp_tokenizer *t, int32_t id, const char *text, size_t len, float score, int type);
+/* Builds the hash, byte tokens, decoded pieces and the special-token list. */
+int tok_finish(mp_tokenizer *t, mp_error *err, const char *src);
+int32_t tok_lookup(const mp_tokenizer *t, const char *s, size_t n);
+int tok_add_merge(mp_tokenizer *t, const char *a, size_t na, const char *b, size_t nb, int rank);
+int tok_merges_reserve(mp_tokenizer *t, int n);
+/* Configures the pre-tokenizer regexes for a llama.cpp tokenizer.ggml.pre name; -1 if unknown. */
+int tok_set_pre(mp_tokenizer *t, const char *pre);
+int tok_add_regex(mp_tokenizer *t, const char *pattern, mp_error *err);
+static inline const char *tok_text(const mp_tokenizer *t, int32_t id) { return t->pool + t->v[id].off; }
+
+/* ---- growable id list */
+typedef struct ibuf { int32_t *p; int n, cap; } ibuf;
+
+static inline int ibuf_push(ibuf *b, int32_t v) {
+    if (b->n == b->cap) {
+        int nc = b->cap ? b->cap * 2 : 64;
+        int32_t *np = (int32_t *)realloc(b->p, (size_t)nc * sizeof *np);
+        if (!np) return -1;
+        b->p = np;
+        b->cap = nc;
+    }
+    b->p[b->n++] = v;
+    return 0;
+}
+
+/* ---- UTF-8 */
+/* Decodes one code point at s[0..n); returns its byte length (>= 1); invalid bytes give *cp = -1, len 1. */
+int tok_utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
+int tok_utf8_encode(uint32_t cp, char *out);
+/* GPT-2 byte-level map: byte -> code point, and back (-1 if cp is not one). */
+uint32_t tok_byte_to_cp(uint8_t b);
+int tok_cp_to_byte(uint32_t cp);
+
+/* ---- regex (tokenizer_regex.c): a small backtracking engine over code points for pre-tokenizer
+ * patterns (classes with \p{..}, \s\d\w, groups, alternation, ?*+{m,n} incl. lazy/possessive, (?i:..),
+ * (?!..) and (?=..)). */
+typedef struct tok_regex tok_regex;
+tok_regex *tok_regex_compile(const char *pattern, char *errbuf, size_t errcap);
+void tok_regex_free(tok_regex *re);
+/* Leftmost match in cps[start..n) (code points); returns 1 and [*ms,*me) or 0. */
+int tok_regex_search(const tok_regex *re, const int32_t *cps, int n, int start, int *ms, int *me);
+
+/* ---- Unicode categories (unicode_data.c, generated by scripts in tests/tokenizer/gen_unicode.py) */
+enum {
+    UC_Cn = 0, UC_Lu, UC_Ll, UC_Lt, UC_Lm, UC_Lo, UC_Mn, UC_Mc, UC_Me, UC_Nd, UC_Nl, UC_No,
+    UC_Pc, UC_Pd, UC_Ps, UC_Pe, UC_Pi, UC_Pf, UC_Po, UC_Sm, UC_Sc, UC_Sk, UC_So,
+    UC_Zs, UC_Zl, UC_Zp, UC_Cc, UC_Cf, UC_Cs, UC_Co,
+    UC_COUNT
+};
+int mp_unicode_category(int32_t cp);
+int mp_unicode_is_space(int32_t cp); /* White_Space property */
+int32_t mp_unicode_tolower(int32_t cp);
+int32_t mp_unicode_toupper(int32_t cp);
+/* NFD/NFKD decomposition (canonical only unless compat); writes up to cap code points, returns count. */
+int mp_unicode_decompose(int32_t cp, int compat, int32_t *out, int cap);
+
+#endif
