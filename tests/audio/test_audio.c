@@ -1,0 +1,288 @@
+/* test_audio.c — audio decoding + resampling against the real fixture files.
+ *
+ * Independent references: the same speech encoded by other tools (sox/ffmpeg/lame, see the fixture
+ * manifests) in other formats and rates; sines of known frequency in the video fixtures; the exact
+ * sample counts the manifests state (libsndfile / ffprobe observations). */
+#include "test.h"
+
+#include "preprocess/audio.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+static int have(const char *path) { return access(path, R_OK) == 0; }
+
+/* SNR in dB of b against a over the common length (skipping `edge` samples at both ends). */
+static double snr_db(const float *a, int64_t na, const float *b, int64_t nb, int64_t edge) {
+    int64_t n = na < nb ? na : nb;
+    double s = 0, d = 0;
+    for (int64_t i = edge; i < n - edge; i++) {
+        s += (double)a[i] * a[i];
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    }
+    return 10.0 * log10(s / (d > 0 ? d : 1e-30));
+}
+
+static double rms(const float *x, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return sqrt(s / (double)n);
+}
+
+/* Frequency of a sine from its upward zero crossings (linear interpolation), over [skip, n - skip). */
+static double sine_freq(const float *x, int64_t n, int rate, int64_t skip) {
+    double first = -1, last = -1;
+    int count = 0;
+    for (int64_t i = skip + 1; i < n - skip; i++) {
+        if (x[i - 1] < 0 && x[i] >= 0) {
+            double t = (i - 1) + x[i - 1] / (x[i - 1] - x[i]);
+            if (first < 0) first = t;
+            else count++;
+            last = t;
+        }
+    }
+    return count > 0 ? count * rate / (last - first) : 0;
+}
+
+static void load_ok(const char *rel, mp_audio *a) {
+    mp_error e;
+    int rc = mp_audio_load(mp_fixture(rel), 16000, a, &e);
+    CHECKF(rc == 0, "%s: %s", rel, rc ? e.msg : "");
+    if (rc) memset(a, 0, sizeof *a);
+}
+
+static void test_wav_exact(void) {
+    mp_audio a;
+    load_ok("audio/jfk.wav", &a);
+    if (!a.samples) return;
+    /* 176000 samples of s16 PCM (data at byte 78 behind a LIST chunk), passed through bit-exactly */
+    CHECK_EQ_INT(a.n_samples, 176000);
+    CHECK_EQ_INT(a.sample_rate, 16000);
+    CHECK_EQ_INT(a.src_rate, 16000);
+    CHECK_EQ_INT(a.src_channels, 1);
+    int all_int = 1;
+    float mn = 1, mx = -1;
+    for (int64_t i = 0; i < a.n_samples; i++) {
+        float v = a.samples[i] * 32768.0f;
+        if (v != floorf(v)) all_int = 0;
+        if (a.samples[i] < mn) mn = a.samples[i];
+        if (a.samples[i] > mx) mx = a.samples[i];
+    }
+    CHECK(all_int);
+    CHECK_EQ_INT((int)lrintf(mn * 32768.0f), -23710);
+    CHECK_EQ_INT((int)lrintf(mx * 32768.0f), 25648);
+    CHECK(a.samples[0] == 0.0f);
+    mp_audio_free(&a);
+
+    load_ok("audio_extra/speech_birch_canoe_16k_mono.wav", &a);
+    CHECK_EQ_INT(a.n_samples, 45454);
+    mp_audio_free(&a);
+    load_ok("audio_extra/silence_0.5s_16k_mono.wav", &a);
+    CHECK_EQ_INT(a.n_samples, 8000);
+    if (a.samples) CHECK(rms(a.samples, a.n_samples) == 0.0);
+    mp_audio_free(&a);
+}
+
+/* The same speech through different codecs and rates must give the same 16 kHz samples up to the
+ * codec's own error. Tolerances are SNR floors a few dB under what was measured (jfk mp3: 40.9 dB,
+ * FLAC 44.1 kHz stereo -> 16 kHz: 37.6 dB vs sox's own resampling, Vorbis q3 at 8 kHz band-limited:
+ * 21.3 dB) and far above what a one-sample shift gives (< 9 dB). */
+static void test_same_speech(void) {
+    mp_audio w, m;
+    load_ok("audio/jfk.wav", &w);
+    load_ok("audio/jfk.mp3", &m);
+    if (w.samples && m.samples) {
+        CHECK_EQ_INT(m.n_samples, 176000); /* the decoder removes the encoder delay/padding (gapless info) */
+        CHECK(strstr(m.src_format, "mp3") != NULL);
+        double s = snr_db(w.samples, w.n_samples, m.samples, m.n_samples, 0);
+        CHECKF(s > 36.0, "jfk wav vs mp3: SNR %.2f dB", s);
+    }
+    mp_audio_free(&w);
+    mp_audio_free(&m);
+
+    mp_audio f;
+    load_ok("audio_extra/speech_birch_canoe_16k_mono.wav", &w);
+    load_ok("audio_extra/speech_birch_canoe_44k1_stereo.flac", &f);
+    if (w.samples && f.samples) {
+        CHECK_EQ_INT(f.src_rate, 44100);
+        CHECK_EQ_INT(f.src_channels, 2);
+        CHECK_EQ_INT(f.src_frames, 125282);
+        /* 125282 * 16000 / 44100 = 45453.6 -> 45454, the length sox wrote at 16 kHz */
+        CHECK_EQ_INT(f.n_samples, 45454);
+        double s = snr_db(w.samples, w.n_samples, f.samples, f.n_samples, 0);
+        CHECKF(s > 34.0, "birch canoe 16k wav vs 44.1k stereo flac: SNR %.2f dB", s);
+    }
+    mp_audio_free(&w);
+    mp_audio_free(&f);
+
+    mp_audio o;
+    load_ok("audio_extra/speech_glue_sheet_16k_mono.wav", &w);
+    load_ok("audio_extra/speech_glue_sheet_8k_mono.ogg", &o);
+    if (w.samples && o.samples) {
+        CHECK_EQ_INT(o.src_rate, 8000);
+        CHECK_EQ_INT(o.src_frames, 21728);
+        CHECK_EQ_INT(o.n_samples, 2 * 21728); /* exact 2x upsampling */
+        CHECK(w.n_samples - o.n_samples <= 1 && w.n_samples - o.n_samples >= -1);
+        /* the 8 kHz file has nothing above 4 kHz: band-limit the 16 kHz WAV the same way first */
+        float *lo = NULL, *hi = NULL;
+        int64_t nlo = 0, nhi = 0;
+        mp_error e;
+        CHECK(mp_audio_convert(w.samples, w.n_samples, 1, 16000, 8000, &lo, &nlo, &e) == 0);
+        CHECK(mp_audio_convert(lo, nlo, 1, 8000, 16000, &hi, &nhi, &e) == 0);
+        if (hi) {
+            double s = snr_db(hi, nhi, o.samples, o.n_samples, 0);
+            CHECKF(s > 18.0, "glue sheet (band-limited) wav vs 8k vorbis: SNR %.2f dB", s);
+        }
+        double raw = snr_db(w.samples, w.n_samples, o.samples, o.n_samples, 0);
+        CHECKF(raw > 14.0, "glue sheet wav vs 8k vorbis: SNR %.2f dB", raw);
+        free(lo);
+        free(hi);
+    }
+    mp_audio_free(&w);
+    mp_audio_free(&o);
+}
+
+/* Audio tracks of video files: sines generated by ffmpeg's lavfi (amplitude 1/8: RMS 0.0884). */
+static void test_video_tracks(void) {
+    struct { const char *rel; double freq, dur; int src_rate; int64_t exact_n; } v[] = {
+        {"video/testsrc2_320x240_24fps_2s_mjpeg_pcm.avi", 1000, 2, 16000, 32000},
+        {"video/testsrc2_320x240_24fps_3s_vp9_opus.webm", 880, 3, 48000, 48000},
+        {"video/testsrc2_320x240_24fps_4s_h264_aac.mp4", 440, 4, 44100, -1},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        mp_audio a;
+        load_ok(v[i].rel, &a);
+        if (!a.samples) continue;
+        CHECK_EQ_INT(a.src_rate, v[i].src_rate);
+        if (v[i].exact_n > 0) CHECK_EQ_INT(a.n_samples, v[i].exact_n);
+        CHECKF(fabs(a.n_samples / 16000.0 - v[i].dur) < 0.05, "%s: %.3f s", v[i].rel, a.n_samples / 16000.0);
+        double f = sine_freq(a.samples, a.n_samples, 16000, 1600);
+        CHECKF(fabs(f - v[i].freq) < v[i].freq * 0.002, "%s: %.3f Hz, want %.0f", v[i].rel, f, v[i].freq);
+        double r = rms(a.samples + 1600, a.n_samples - 3200);
+        CHECKF(fabs(r - 0.125 / sqrt(2.0)) < 0.004, "%s: rms %.4f", v[i].rel, r);
+        mp_audio_free(&a);
+    }
+}
+
+/* Downmix and rate conversion on synthetic signals. */
+static void test_convert(void) {
+    mp_error e;
+    const int n = 48000;
+    float *st = malloc(sizeof(float) * 2 * n);
+    for (int i = 0; i < n; i++) {
+        float x = 0.5f * sinf(2 * (float)M_PI * 1000.0f * i / 48000.0f);
+        st[2 * i] = x;
+        st[2 * i + 1] = 0.25f;
+    }
+    float *out = NULL;
+    int64_t no = 0;
+    /* same rate, stereo -> mono: exactly the mean of the channels */
+    CHECK(mp_audio_convert(st, n, 2, 48000, 48000, &out, &no, &e) == 0);
+    CHECK_EQ_INT(no, n);
+    double md = 0;
+    for (int i = 0; i < n && out; i++) {
+        double d = fabs(out[i] - 0.5 * (st[2 * i] + st[2 * i + 1]));
+        if (d > md) md = d;
+    }
+    CHECKF(md < 1e-6, "downmix max diff %g", md);
+    free(out);
+    /* 48 kHz -> 16 kHz: length n/3, same sine frequency and amplitude, mean 0.125 kept */
+    CHECK(mp_audio_convert(st, n, 2, 48000, 16000, &out, &no, &e) == 0);
+    CHECK_EQ_INT(no, n / 3);
+    if (out) {
+        double f = sine_freq(out, no, 16000, 400);
+        double mean = 0;
+        for (int64_t i = 400; i < no - 400; i++) mean += out[i];
+        mean /= (double)(no - 800);
+        CHECKF(fabs(f - 1000.0) < 0.5, "freq %.3f", f);
+        CHECKF(fabs(mean - 0.125) < 1e-3, "mean %.5f", mean);
+        double s = 0;
+        for (int64_t i = 400; i < no - 400; i++) s += (out[i] - 0.125) * (out[i] - 0.125);
+        CHECKF(fabs(sqrt(s / (double)(no - 800)) - 0.25 / sqrt(2.0)) < 2e-3, "amplitude");
+    }
+    free(out);
+    free(st);
+    CHECK(mp_audio_convert(NULL, 0, 0, 16000, 16000, &out, &no, &e) == -1);
+}
+
+static void expect_error(const char *path, const char *what) {
+    mp_audio a;
+    mp_error e = {{0}};
+    int rc = mp_audio_load(path, 16000, &a, &e);
+    CHECKF(rc == -1, "%s should fail", path);
+    CHECKF(strstr(e.msg, path) != NULL, "error must name the file: %s", e.msg);
+    if (what) CHECKF(strstr(e.msg, what) != NULL, "error '%s' should mention '%s'", e.msg, what);
+    CHECK(a.samples == NULL);
+    fprintf(stderr, "  expected error: %s\n", e.msg);
+}
+
+static const char *write_tmp(const char *tag, const void *data, size_t n) {
+    static char path[8][512];
+    static int k;
+    char *p = path[k++ & 7];
+    snprintf(p, 512, "%s/audio_%s_%d.bin", MP_BINARY_DIR, tag, (int)getpid());
+    FILE *f = fopen(p, "wb");
+    if (!f) return NULL;
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+    return p;
+}
+
+static void test_errors(void) {
+    expect_error(mp_fixture("audio_extra/broken_header_only.wav"), "truncated");
+    expect_error(mp_fixture("audio_extra/broken_truncated_fmt.wav"), "fmt");
+    expect_error(mp_fixture("video/broken_truncated30_faststart.mp4"), "truncated");
+    expect_error(mp_fixture("video/broken_truncated30_moov_at_end.mp4"), "corrupt or truncated");
+    expect_error(mp_fixture("images/chelsea.jpg"), "no audio stream");
+    expect_error(mp_fixture("whisper/EXPECTED.md"), "not a recognised");
+    expect_error(mp_fixture("no/such/file.wav"), "cannot open");
+    expect_error(mp_fixture("audio"), "directory");
+
+    const char *p = write_tmp("empty", "", 0);
+    if (p) { expect_error(p, "empty"); unlink(p); }
+    unsigned long long s = 42;
+    unsigned char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)mp_test_rng(&s);
+    p = write_tmp("junk", junk, sizeof junk);
+    if (p) { expect_error(p, NULL); unlink(p); }
+    /* a WAV cut right after its header (the header still announces the data) */
+    FILE *f = fopen(mp_fixture("audio_extra/speech_birch_canoe_16k_mono.wav"), "rb");
+    if (f) {
+        unsigned char head[44];
+        if (fread(head, 1, 44, f) == 44) {
+            p = write_tmp("hdr", head, 44);
+            if (p) { expect_error(p, "truncated"); unlink(p); }
+        }
+        fclose(f);
+    }
+}
+
+static void test_stdin(void) {
+    int fd = open(mp_fixture("audio/jfk.mp3"), O_RDONLY);
+    if (fd < 0) return;
+    int saved = dup(0);
+    dup2(fd, 0);
+    close(fd);
+    mp_audio a;
+    mp_error e;
+    int rc = mp_audio_load("-", 16000, &a, &e);
+    CHECKF(rc == 0, "stdin: %s", rc ? e.msg : "");
+    if (!rc) CHECK_EQ_INT(a.n_samples, 176000);
+    mp_audio_free(&a);
+    dup2(saved, 0);
+    close(saved);
+}
+
+int main(void) {
+    if (!have(mp_fixture("audio/jfk.wav")) || !have(mp_fixture("audio_extra/speech_birch_canoe_16k_mono.wav"))) {
+        fprintf(stderr, "fixtures absent: skipped\n");
+        return MP_TEST_SKIP;
+    }
+    test_wav_exact();
+    test_same_speech();
+    test_video_tracks();
+    test_convert();
+    test_errors();
+    test_stdin();
+    return mp_test_result("test_audio");
+}
