@@ -67,7 +67,8 @@ void mp_layernorm(mp_exec *ex, float *y, const float *x, const float *w, const f
 void mp_rmsnorm(mp_exec *ex, float *y, const float *x, const float *w, int64_t rows, int64_t cols, float eps);
 
 /* Row softmax over `cols`, in place, numerically stable. mask (optional, [rows][cols], additive, may be
- * -INFINITY) is added first. If causal, column j > row + causal_offset is masked out. */
+ * -INFINITY) is added first. If causal, column j > row + causal_offset is masked out. A row with every
+ * column masked comes out all zeros (not NaN). */
 void mp_softmax(mp_exec *ex, float *x, int64_t rows, int64_t cols, const float *mask, int causal,
                 int64_t causal_offset);
 
@@ -88,7 +89,13 @@ typedef struct mp_rope_params {
     /* M-RoPE (Qwen2-VL): when sections[0] > 0, positions come as 3 (or 4) streams: pos[t*4 + s] is the
      * position of token t for section s, and pair i of the head uses the section it falls into. */
     int sections[4];
+    /* With sections: 1 = Qwen2-VL vision-encoder 2-D RoPE (ggml's GGML_ROPE_TYPE_VISION): each section
+     * restarts its angle, frequencies use n_dims = n_rot/2 (theta^(-2i/(n_rot/2))). 0 = text M-RoPE. */
+    int mrope_vision;
 } mp_rope_params;
+/* Notes (kernels/cpu/rope.c): zero freq_scale / attn_factor mean 1, theta <= 0 means 10000, n_rot <= 0
+ * means head_dim. M-RoPE always rotates NeoX pairs (i, i + n_rot/2), as ggml does. YaRN as ggml:
+ * corr dims from n_ctx_orig/beta_fast/beta_slow, magnitude attn_factor * (1 + 0.1 ln(1/freq_scale)). */
 
 /* Rotate x in place: x is [n_tok][n_head][head_dim] with row stride `stride` floats between tokens.
  * pos[t] is the position of token t (M-RoPE: pos[t*4 + s]). */
@@ -110,7 +117,8 @@ typedef struct mp_attn_params {
 } mp_attn_params;
 
 /* out[i][h] = softmax(scale * q[i][h] · k[:, h/g]^T + mask) · v[:, h/g], tiled with an online softmax so
- * no [n_q][n_kv] matrix is materialized beyond a tile. */
+ * no [n_q][n_kv] matrix is materialized beyond a tile. q[i][h] is at q + i*q_stride + h*head_dim (k, v,
+ * out alike with kv head h/g). out must not overlap q, k or v. A query that sees no key gets zeros. */
 void mp_attention(mp_exec *ex, float *out, const float *q, const float *k, const float *v,
                   const mp_attn_params *p);
 
@@ -127,14 +135,16 @@ void mp_conv1d_dw(mp_exec *ex, float *y, const float *x, const mp_tensor *w, con
 void mp_conv2d(mp_exec *ex, float *y, const float *x, const mp_tensor *w, const float *bias, int batch,
                int64_t c_in, int64_t h, int64_t wd, int stride_h, int stride_w, int pad_h, int pad_w);
 /* x [C_in][T][H][W] -> y [C_out][T_out][H_out][W_out], w given as 5-D flattened: ne = {KW, KH, KT*C_in, C_out}
- * with kt = number of temporal taps; no padding (patch embedding). */
+ * with kt = number of temporal taps; no padding (patch embedding). Plane index of (ci, tap) is ci*KT + tap,
+ * i.e. PyTorch's Conv3d weight [C_out][C_in][KT][KH][KW] as stored. Conv weights: F32, F16 or BF16. */
 void mp_conv3d(mp_exec *ex, float *y, const float *x, const mp_tensor *w, int kt, const float *bias, int batch,
                int64_t c_in, int64_t t, int64_t h, int64_t wd, int stride_t, int stride_h, int stride_w);
 
 /* ---------------------------------------------------------------- reductions, data movement */
 
+/* Index of the largest value (first one on ties; NaN ranks lowest); -1 when n <= 0. */
 int64_t mp_argmax(mp_exec *ex, const float *x, int64_t n);
-/* The k largest values (descending; ties by lower index) into idx/val. k <= n. */
+/* The k largest values (descending; ties by lower index; NaN ranks lowest) into idx/val. k <= n. */
 void mp_topk(mp_exec *ex, const float *x, int64_t n, int k, int32_t *idx, float *val);
 /* Rows `ids[i]` of table (any dtype, ne = {cols, rows}) into F32 y[n][cols] (embedding lookup). */
 void mp_get_rows(mp_exec *ex, float *y, const mp_tensor *table, const int32_t *ids, int64_t n);

@@ -1,0 +1,60 @@
+/* cpu_ops.h — internal to kernels/cpu: the parallel-for used by the CPU ops and the prototypes of
+ * the AVX2 / AVX-512 kernels (files *_avx2.c / *_avx512.c), which are only called after
+ * mp_cpu_level() says the CPU has them. Not part of the public API (see kernels/ops.h). */
+#ifndef MP_CPU_OPS_H
+#define MP_CPU_OPS_H
+
+#include "kernels/ops.h"
+#ifdef MP_HAVE_CUDA
+#include "kernels/cuda/cuda_ops.h"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* First line of every public op: hand the call to the CUDA backend when the exec is a CUDA one.
+ * A NULL exec means: CPU, on the calling thread. */
+#ifdef MP_HAVE_CUDA
+#define MP_CUDA_DISPATCH(ex, call)                                                                \
+    do {                                                                                          \
+        if ((ex) && (ex)->backend == MP_BACKEND_CUDA) { call; return; }                           \
+    } while (0)
+#else
+#define MP_CUDA_DISPATCH(ex, call) ((void)0)
+#endif
+
+static inline mp_threadpool *mp_cpu_tp(const mp_exec *ex) { return ex ? ex->tp : NULL; }
+
+/* Calls fn(ctx, lo, hi) on disjoint ranges covering [0, n), spread over the exec's thread pool.
+ * Ranges are multiples of `align` items (except the last) and at least `min_chunk` items long, so a
+ * small n runs inline on the calling thread. Every item must be computed independently of how
+ * [0, n) is split: that is what makes results independent of the thread count. */
+typedef void (*mp_range_fn)(void *ctx, int64_t lo, int64_t hi);
+void mp_cpu_parallel_for(const mp_exec *ex, int64_t n, int64_t min_chunk, int64_t align, mp_range_fn fn,
+                         void *ctx);
+
+/* ---- RoPE: cos/sin of every rotated pair for one token (shared by all paths, kernels/cpu/rope.c).
+ * cs[2*i] = cos, cs[2*i+1] = sin of pair i, i < n_rot/2, attn_factor/YaRN magnitude included. */
+void mp_rope_cache(const mp_rope_params *p, const int32_t *pos, int64_t tok, float *cs);
+
+/* ---- SIMD kernels. Suffix _avx2 / _avx512; same meaning as the mp_ref_ twin over a range. */
+#define MP_DECL_SIMD(ret, name, args) ret name##_avx2 args; ret name##_avx512 args;
+
+MP_DECL_SIMD(void, mp_k_add, (float *y, const float *a, const float *b, int64_t n))
+MP_DECL_SIMD(void, mp_k_mul, (float *y, const float *a, const float *b, int64_t n))
+MP_DECL_SIMD(void, mp_k_scale, (float *y, const float *x, float s, int64_t n))
+MP_DECL_SIMD(void, mp_k_gelu, (float *y, const float *x, int64_t n, mp_gelu_kind kind))
+MP_DECL_SIMD(void, mp_k_silu, (float *y, const float *x, int64_t n))
+MP_DECL_SIMD(void, mp_k_swiglu, (float *y, const float *gate, const float *up, int64_t n))
+MP_DECL_SIMD(void, mp_k_layernorm_row, (float *y, const float *x, const float *w, const float *b, int64_t cols, float eps))
+MP_DECL_SIMD(void, mp_k_rmsnorm_row, (float *y, const float *x, const float *w, int64_t cols, float eps))
+/* One softmax row: x[0..cols) += mask (may be NULL); columns >= lim are masked out (-inf). */
+MP_DECL_SIMD(void, mp_k_softmax_row, (float *x, int64_t cols, const float *mask, int64_t lim))
+/* Rotate one token's n_head heads with the pair table cs (see mp_rope_cache). */
+MP_DECL_SIMD(void, mp_k_rope_tok, (float *x, int n_head, const mp_rope_params *p, const float *cs))
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,52 @@
+/* ref.h — the plain scalar reference twin of every op in kernels/ops.h: mp_ref_<op> takes the same
+ * arguments as mp_<op> minus the exec. They are the level-0 CPU path (MMPIPE_SIMD=ref) and what the
+ * tests compare every fast path against. Single-threaded, written for clarity. */
+#ifndef MP_CPU_REF_H
+#define MP_CPU_REF_H
+
+#include "kernels/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- elementwise (kernels/cpu/elementwise.c) */
+void mp_ref_add(float *y, const float *a, const float *b, int64_t n);
+void mp_ref_mul(float *y, const float *a, const float *b, int64_t n);
+void mp_ref_scale(float *y, const float *x, float s, int64_t n);
+void mp_ref_add_rows(float *y, const float *x, const float *b, int64_t rows, int64_t cols);
+void mp_ref_mul_rows(float *y, const float *x, const float *b, int64_t rows, int64_t cols);
+void mp_ref_gelu(float *y, const float *x, int64_t n, mp_gelu_kind kind);
+void mp_ref_silu(float *y, const float *x, int64_t n);
+void mp_ref_swiglu(float *y, const float *gate, const float *up, int64_t n);
+
+/* ---- normalization, softmax (kernels/cpu/norm.c, softmax.c) */
+void mp_ref_layernorm(float *y, const float *x, const float *w, const float *b, int64_t rows, int64_t cols,
+                      float eps);
+void mp_ref_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t cols, float eps);
+void mp_ref_softmax(float *x, int64_t rows, int64_t cols, const float *mask, int causal, int64_t causal_offset);
+
+/* ---- rope, attention (kernels/cpu/rope.c, attention.c) */
+void mp_ref_rope(float *x, int64_t n_tok, int n_head, int64_t stride, const int32_t *pos, const mp_rope_params *p);
+void mp_ref_attention(float *out, const float *q, const float *k, const float *v, const mp_attn_params *p);
+
+/* ---- convolutions (kernels/cpu/conv.c) */
+void mp_ref_conv1d(float *y, const float *x, const mp_tensor *w, const float *bias, int batch, int64_t c_in,
+                   int64_t l_in, int stride, int pad);
+void mp_ref_conv1d_dw(float *y, const float *x, const mp_tensor *w, const float *bias, int batch, int64_t c,
+                      int64_t l_in, int stride, int pad);
+void mp_ref_conv2d(float *y, const float *x, const mp_tensor *w, const float *bias, int batch, int64_t c_in,
+                   int64_t h, int64_t wd, int stride_h, int stride_w, int pad_h, int pad_w);
+void mp_ref_conv3d(float *y, const float *x, const mp_tensor *w, int kt, const float *bias, int batch,
+                   int64_t c_in, int64_t t, int64_t h, int64_t wd, int stride_t, int stride_h, int stride_w);
+
+/* ---- reductions, data movement (kernels/cpu/reduce.c, layout.c) */
+int64_t mp_ref_argmax(const float *x, int64_t n);
+void mp_ref_topk(const float *x, int64_t n, int k, int32_t *idx, float *val);
+void mp_ref_transpose(float *y, const float *x, int64_t rows, int64_t cols);
+void mp_ref_concat_cols(float *y, const float *a, int64_t ca, const float *b, int64_t cb, int64_t rows);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
