@@ -46,6 +46,29 @@ void mp_ref_topk(const float *x, int64_t n, int k, int32_t *idx, float *val);
 void mp_ref_transpose(float *y, const float *x, int64_t rows, int64_t cols);
 void mp_ref_concat_cols(float *y, const float *a, int64_t ca, const float *b, int64_t cb, int64_t rows);
 
+/* ---- quantization, matmul, gemm, get_rows, convert (kernels/cpu/quant.c, matmul.c, gemm.c, getrows.c,
+ * convert.c) */
+
+/* 1 if mp_ref_dequantize_row / mp_ref_quantize_row handle dt. */
+int mp_ref_dequantize_supported(mp_dtype dt);
+int mp_ref_quantize_supported(mp_dtype dt);
+void mp_ref_dequantize_row(mp_dtype dt, const void *src, float *dst, int64_t n);
+int64_t mp_ref_quantize_row(mp_dtype dt, const float *src, void *dst, int64_t n);
+
+/* Y[m][n] = fma-chain over k = 0..K-1 of X[m][k] * W[n][k] in F32, starting from bias[n] (or 0), with
+ * W dequantized exactly to F32. The F32/F16 fast paths reproduce this bit for bit. Unusable arguments
+ * (unknown dtype, K not a multiple of the block size) give NaN outputs. */
+void mp_ref_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, const mp_tensor *W, const float *bias,
+                   int64_t M);
+/* C = fma-chain over k of (alpha * A[m][k]) * op(B)[k][n], starting from beta * C (or 0 when beta == 0). */
+void mp_ref_gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                     int64_t ldb, int transB, float beta, float *C, int64_t ldc, int batch, int64_t sA, int64_t sB,
+                     int64_t sC);
+/* Out-of-range ids produce a row of NaN. */
+void mp_ref_get_rows(float *y, const mp_tensor *table, const int32_t *ids, int64_t n);
+/* Unsupported pairs fill dst with zero bytes (F32 destination: NaN). */
+void mp_ref_convert(void *dst, mp_dtype dst_dt, const void *src, mp_dtype src_dt, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif
