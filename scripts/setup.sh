@@ -9,7 +9,7 @@ PKGS=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
   libcurl4-openssl-dev libssl-dev libcjson-dev
   libopenblas-dev
-  python3 python3-torch python3-numpy
+  python3 python3-torch python3-numpy python3-pil
   clang libclang-rt-14-dev
   nodejs npm
 )
