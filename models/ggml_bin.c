@@ -2,14 +2,9 @@
  * See ggml_bin.h and ../shared/fixtures/whisper/FORMAT.md. */
 #include "models/ggml_bin.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_TENSORS 65536
 #define MAX_NAME 4096
@@ -275,10 +270,6 @@ static size_t dtype_align(int dt) {
     }
 }
 
-static int cmp_tensor_name(const void *a, const void *b) {
-    return strcmp(((const mp_ggml_bin_tensor *)a)->name, ((const mp_ggml_bin_tensor *)b)->name);
-}
-
 static int read_tensors(rd *r, mp_ggml_bin *m) {
     int cap = 0;
     while (r->pos < r->n) {
@@ -337,10 +328,8 @@ static int read_tensors(rd *r, mp_ggml_bin *m) {
         }
         mp_ggml_bin_tensor *t = &m->tensors[m->n_tensors];
         memset(t, 0, sizeof *t);
-        t->name = malloc((size_t)name_len + 1);
+        t->name = mp_pool_strndup(&m->names, (const char *)name, (size_t)name_len);
         if (!t->name) return mp_errf(r->err, "%s: out of memory", r->name);
-        memcpy(t->name, name, (size_t)name_len);
-        t->name[name_len] = 0;
         m->n_tensors++;
         mp_tensor_init(&t->t, (mp_dtype)ttype, n_dims ? n_dims : 1, ne, (void *)(r->p + r->pos));
         t->t.name = t->name;
@@ -349,12 +338,12 @@ static int read_tensors(rd *r, mp_ggml_bin *m) {
         m->data_bytes += nbytes;
         r->pos += nbytes;
     }
-    if (m->n_tensors == 0) return 0;
-    /* sorted by name: duplicate check and binary search */
-    qsort(m->tensors, (size_t)m->n_tensors, sizeof *m->tensors, cmp_tensor_name);
-    for (int i = 1; i < m->n_tensors; i++)
-        if (!strcmp(m->tensors[i - 1].name, m->tensors[i].name))
-            return mp_errf(r->err, "%s: tensor '%s' appears twice", r->name, m->tensors[i].name);
+    if (mp_strindex_init(&m->by_name, (size_t)m->n_tensors)) return mp_errf(r->err, "%s: out of memory", r->name);
+    for (int i = 0; i < m->n_tensors; i++) {
+        int rc = mp_strindex_put(&m->by_name, m->tensors[i].name, i);
+        if (rc < 0) return mp_errf(r->err, "%s: out of memory", r->name);
+        if (rc > 0) return mp_errf(r->err, "%s: tensor '%s' appears twice", r->name, m->tensors[i].name);
+    }
     /* copy tensors whose data is not aligned for their type */
     uint64_t need = 0;
     for (int i = 0; i < m->n_tensors; i++)
@@ -378,9 +367,8 @@ static int read_tensors(rd *r, mp_ggml_bin *m) {
 
 const mp_ggml_bin_tensor *mp_ggml_bin_find(const mp_ggml_bin *m, const char *name) {
     if (!m || !name || m->n_tensors == 0) return NULL;
-    mp_ggml_bin_tensor key;
-    key.name = (char *)name;
-    return bsearch(&key, m->tensors, (size_t)m->n_tensors, sizeof key, cmp_tensor_name);
+    int64_t i = mp_strindex_get(&m->by_name, name);
+    return i < 0 ? NULL : &m->tensors[i];
 }
 
 const char *mp_ggml_bin_token(const mp_ggml_bin *m, int32_t id, uint32_t *len) {
@@ -560,40 +548,32 @@ fail:
 
 int mp_ggml_bin_open(mp_ggml_bin *m, const char *path, mp_error *err) {
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mp_errf(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return mp_errf(err, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
+    mp_mmap f;
+    if (mp_mmap_open(&f, path, err)) return -1;
+    if (f.size == 0) {
+        mp_mmap_close(&f);
         return mp_errf(err, "%s: empty file (0 bytes)", path);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (p == MAP_FAILED) return mp_errf(err, "%s: cannot map: %s", path, strerror(e));
-    if (mp_ggml_bin_open_memory(m, p, (size_t)st.st_size, path, err)) {
-        munmap(p, (size_t)st.st_size);
+    if (mp_ggml_bin_open_memory(m, f.data, f.size, path, err)) {
+        mp_mmap_close(&f);
         return -1;
     }
-    m->owns_map = 1;
+    m->file = f;
     return 0;
 }
 
 void mp_ggml_bin_close(mp_ggml_bin *m) {
     if (!m) return;
-    for (int i = 0; i < m->n_tensors; i++) free(m->tensors[i].name);
     free(m->tensors);
+    mp_strindex_free(&m->by_name);
+    mp_pool_free(&m->names);
     mp_aligned_free(m->copy_buf);
     mp_aligned_free(m->mel_filters);
     mp_aligned_free(m->parakeet.window);
     mp_aligned_free(m->parakeet.tdt_durations);
     free(m->tok_off);
     free(m->tok_len);
-    if (m->owns_map && m->map) munmap((void *)m->map, m->size);
+    mp_mmap_close(&m->file);
     free(m->path);
     memset(m, 0, sizeof *m);
 }

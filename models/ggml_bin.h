@@ -14,6 +14,7 @@
 #define MP_GGML_BIN_H
 
 #include "kernels/mp.h"
+#include "models/mmap.h"
 
 #include <stdio.h>
 
@@ -72,7 +73,7 @@ typedef struct mp_ggml_bin {
     char *path;
     const uint8_t *map; /* the whole file (read-only mapping, or the caller's buffer) */
     size_t size;
-    int owns_map;
+    mp_mmap file;       /* set when opened from a path */
     mp_ggml_bin_kind kind;
 
     mp_whisper_hparams whisper;   /* kind == WHISPER */
@@ -89,7 +90,9 @@ typedef struct mp_ggml_bin {
     uint32_t *tok_len;
 
     int n_tensors;
-    mp_ggml_bin_tensor *tensors;
+    mp_ggml_bin_tensor *tensors; /* in file order */
+    mp_strindex by_name;
+    mp_pool names;
     uint64_t data_bytes;   /* sum of tensor sizes */
     uint64_t copied_bytes; /* bytes copied for alignment */
     void *copy_buf;

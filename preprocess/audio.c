@@ -2,14 +2,13 @@
  * FFmpeg (libavformat + libavcodec) for MP3, AAC/M4A, Opus and audio tracks of video files,
  * libswresample for downmix + rate conversion. See audio.h. */
 #include "preprocess/audio.h"
+#include "models/mmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sndfile.h>
@@ -486,40 +485,24 @@ int mp_audio_load(const char *path, int sample_rate, mp_audio *out, mp_error *er
     memset(out, 0, sizeof *out);
     if (!path) return mp_errf(err, "audio: no file name");
     int is_stdin = strcmp(path, "-") == 0;
+    if (!is_stdin && mp_is_dir(path)) return mp_errf(err, "%s: is a directory, not an audio file", path);
+    if (!is_stdin && mp_is_file(path)) { /* regular file: map it */
+        mp_mmap f;
+        if (mp_mmap_open(&f, path, err)) return -1;
+        int rc = mp_audio_load_memory(f.data, f.size, path, sample_rate, out, err);
+        mp_mmap_close(&f);
+        return rc;
+    }
+    /* stdin, a pipe or a device: read it all */
     const char *name = is_stdin ? "<stdin>" : path;
     int fd = is_stdin ? 0 : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return mp_errf(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat stt;
-    if (fstat(fd, &stt) != 0) {
-        int e = errno;
-        if (!is_stdin) close(fd);
-        return mp_errf(err, "%s: cannot stat: %s", name, strerror(e));
-    }
-    if (S_ISDIR(stt.st_mode)) {
-        if (!is_stdin) close(fd);
-        return mp_errf(err, "%s: is a directory, not an audio file", name);
-    }
-    int rc;
-    if (S_ISREG(stt.st_mode) && stt.st_size > 0) {
-        void *p = mmap(NULL, (size_t)stt.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            int e = errno;
-            if (!is_stdin) close(fd);
-            return mp_errf(err, "%s: cannot map: %s", name, strerror(e));
-        }
-        rc = mp_audio_load_memory(p, (size_t)stt.st_size, name, sample_rate, out, err);
-        munmap(p, (size_t)stt.st_size);
-    } else {
-        uint8_t *buf = NULL;
-        size_t n = 0;
-        if (read_stream(fd, name, &buf, &n, err)) {
-            if (!is_stdin) close(fd);
-            return -1;
-        }
-        rc = mp_audio_load_memory(buf, n, name, sample_rate, out, err);
-        free(buf);
-    }
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int rc = read_stream(fd, name, &buf, &n, err);
     if (!is_stdin) close(fd);
+    if (rc == 0) rc = mp_audio_load_memory(buf, n, name, sample_rate, out, err);
+    free(buf);
     return rc;
 }
 

@@ -13,17 +13,9 @@
 static int have(const char *p) { return access(p, R_OK) == 0; }
 
 static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
-    if (b) b[sz] = 0;
-    fclose(f);
-    if (n) *n = (size_t)sz;
-    return b;
+    char *b = NULL;
+    mp_error e;
+    return mp_read_file(path, (size_t)1 << 30, &b, n, &e) == 0 ? b : NULL;
 }
 
 static void check_token(const mp_ggml_bin *m, int32_t id, const char *want) {
