@@ -8,6 +8,9 @@
  */
 #include "llm/llama.h"
 
+#include "models/gguf.h"
+#include "models/mmap.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -21,8 +24,8 @@
 /* ---------------------------------------------------------------- ownership */
 
 typedef struct load_owner {
-    void *map;
-    size_t map_size;
+    mp_mmap map;
+    mp_gguf *gguf;
     void **host;
     int n_host, cap_host;
     void **dev;
@@ -38,7 +41,8 @@ static void owner_free(void *p, mp_exec *ex) {
     for (int i = 0; i < o->n_dev; i++) mp_backend_free(ex, o->dev[i]);
     free(o->host);
     free(o->dev);
-    if (o->map) munmap(o->map, o->map_size);
+    mp_mmap_close(&o->map);
+    if (o->gguf) mp_gguf_free(o->gguf);
     free(o->views);
     free(o->names);
     free(o);
@@ -260,7 +264,7 @@ static int load_tensors(mp_llama *m, loader *L) {
         } else {
             llama3_factors(c, f);
         }
-        const float *d;
+        const float *d = NULL;
         if (host_f32_upload(L, f, c->n_rot / 2, &d) < 0) return -1;
         m->rope_freq_factors = (float *)d;
     }
@@ -284,30 +288,10 @@ static const mp_tensor *l2c_find(void *p, const char *name) {
     return NULL;
 }
 
-static int map_file(const char *path, load_owner *own, mp_error *err) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return mp_errf(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return mp_errf(err, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return mp_errf(err, "%s: empty file", path);
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return mp_errf(err, "%s: mmap failed: %s", path, strerror(errno));
-    own->map = p;
-    own->map_size = (size_t)st.st_size;
-    return 0;
-}
-
 static int load_llama2c(mp_llama *m, const char *path, mp_exec *ex, load_owner *own, mp_error *err) {
-    if (map_file(path, own, err) < 0) return -1;
-    const uint8_t *base = own->map;
-    const size_t size = own->map_size;
+    if (mp_mmap_open(&own->map, path, err) < 0) return -1;
+    const uint8_t *base = own->map.data;
+    const size_t size = own->map.size;
     if (size < 28) return mp_errf(err, "%s: too short for a llama2.c checkpoint (%zu bytes)", path, size);
     int32_t h[7];
     memcpy(h, base, sizeof h);
@@ -394,6 +378,112 @@ static int load_llama2c(mp_llama *m, const char *path, mp_exec *ex, load_owner *
     return load_tensors(m, &L);
 }
 
+/* ---------------------------------------------------------------- GGUF */
+
+static const mp_tensor *gguf_find(void *p, const char *name) { return mp_gguf_find_tensor(p, name); }
+
+static int gguf_u32(const mp_gguf *g, const char *suffix, uint32_t def, int required, int *out, mp_error *err) {
+    char key[160];
+    mp_gguf_arch_key(g, suffix, key, sizeof key);
+    uint32_t v = def;
+    if (required) {
+        if (mp_gguf_get_u32(g, key, &v, err) < 0) return -1;
+    } else if (mp_gguf_get_u32_or(g, key, def, &v, err) < 0) {
+        return -1;
+    }
+    if (v > (uint32_t)INT32_MAX) return mp_errf(err, "%s: %s = %u is too large", mp_gguf_path(g), key, v);
+    *out = (int)v;
+    return 0;
+}
+
+static int gguf_f32(const mp_gguf *g, const char *suffix, float def, float *out, mp_error *err) {
+    char key[160];
+    mp_gguf_arch_key(g, suffix, key, sizeof key);
+    return mp_gguf_get_f32_or(g, key, def, out, err);
+}
+
+static int load_gguf(mp_llama *m, const char *path, mp_exec *ex, load_owner *own, mp_error *err) {
+    if (mp_gguf_open(&own->gguf, path, err) < 0) return -1;
+    const mp_gguf *g = own->gguf;
+    const char *arch = NULL;
+    if (mp_gguf_get_str(g, "general.architecture", &arch, err) < 0) return -1;
+    mp_llama_config *c = &m->cfg;
+    memset(c, 0, sizeof *c);
+    if (!strcmp(arch, "llama")) {
+        c->arch = MP_LLM_LLAMA;
+        c->rope_mode = MP_ROPE_NORMAL;
+    } else if (!strcmp(arch, "qwen2")) {
+        c->arch = MP_LLM_QWEN2;
+        c->rope_mode = MP_ROPE_NEOX;
+    } else if (!strcmp(arch, "granite")) {
+        c->arch = MP_LLM_GRANITE;
+        c->rope_mode = MP_ROPE_NORMAL;
+    } else {
+        return mp_errf(err, "%s: unknown architecture '%s' (supported: llama, qwen2, granite)", path, arch);
+    }
+    if (gguf_u32(g, "embedding_length", 0, 1, &c->n_embd, err) < 0 ||
+        gguf_u32(g, "feed_forward_length", 0, 1, &c->n_ff, err) < 0 ||
+        gguf_u32(g, "block_count", 0, 1, &c->n_layer, err) < 0 ||
+        gguf_u32(g, "attention.head_count", 0, 1, &c->n_head, err) < 0 ||
+        gguf_u32(g, "attention.head_count_kv", (uint32_t)c->n_head, 0, &c->n_kv_head, err) < 0 ||
+        gguf_u32(g, "context_length", 2048, 0, &c->n_ctx_train, err) < 0 ||
+        gguf_u32(g, "attention.key_length", 0, 0, &c->head_dim, err) < 0 ||
+        gguf_u32(g, "rope.dimension_count", 0, 0, &c->n_rot, err) < 0 ||
+        gguf_f32(g, "attention.layer_norm_rms_epsilon", 1e-5f, &c->norm_eps, err) < 0 ||
+        gguf_f32(g, "rope.freq_base", 10000.0f, &c->rope_theta, err) < 0)
+        return -1;
+    int vk = 0;
+    if (gguf_u32(g, "vocab_size", 0, 0, &vk, err) < 0) return -1;
+    const mp_tensor *te = mp_gguf_find_tensor(g, "token_embd.weight");
+    if (!te) return mp_errf(err, "%s: missing tensor token_embd.weight", path);
+    c->n_vocab = vk > 0 ? vk : (int)te->ne[1];
+    /* RoPE scaling */
+    const char *stype = NULL;
+    char key[160];
+    mp_gguf_arch_key(g, "rope.scaling.type", key, sizeof key);
+    if (mp_gguf_get_str_or(g, key, "none", &stype, err) < 0) return -1;
+    float factor = 0, lin = 0;
+    if (gguf_f32(g, "rope.scaling.factor", 0, &factor, err) < 0 || gguf_f32(g, "rope.scale_linear", 0, &lin, err) < 0 ||
+        gguf_u32(g, "rope.scaling.original_context_length", 0, 0, &c->rope_orig_ctx, err) < 0 ||
+        gguf_f32(g, "rope.scaling.yarn_beta_fast", 0, &c->yarn_beta_fast, err) < 0 ||
+        gguf_f32(g, "rope.scaling.yarn_beta_slow", 0, &c->yarn_beta_slow, err) < 0 ||
+        gguf_f32(g, "rope.scaling.attn_factor", 0, &c->yarn_attn_factor, err) < 0)
+        return -1;
+    if (!strcmp(stype, "linear") || (!strcmp(stype, "none") && lin > 1)) {
+        c->rope_scaling = MP_ROPE_SCALING_LINEAR;
+        c->rope_factor = factor > 0 ? factor : lin;
+    } else if (!strcmp(stype, "yarn")) {
+        c->rope_scaling = MP_ROPE_SCALING_YARN;
+        c->rope_factor = factor;
+    } else if (strcmp(stype, "none") != 0) {
+        return mp_errf(err, "%s: unsupported rope scaling '%s'", path, stype);
+    }
+    if (mp_gguf_find_tensor(g, "rope_freqs.weight")) { /* llama3: the factors are stored */
+        c->rope_scaling = MP_ROPE_SCALING_LLAMA3;
+        c->rope_factor = factor > 0 ? factor : 1;
+    }
+    if (c->arch == MP_LLM_GRANITE) {
+        if (gguf_f32(g, "embedding_scale", 1, &c->embedding_multiplier, err) < 0 ||
+            gguf_f32(g, "residual_scale", 1, &c->residual_multiplier, err) < 0 ||
+            gguf_f32(g, "attention.scale", 0, &c->attention_multiplier, err) < 0 ||
+            gguf_f32(g, "logit_scale", 1, &c->logits_scaling, err) < 0)
+            return -1;
+    }
+    c->tie_embeddings = mp_gguf_find_tensor(g, "output.weight") == NULL;
+    int32_t bos = -1, eos = -1, eot = -1;
+    if (mp_gguf_get_i32_or(g, "tokenizer.ggml.bos_token_id", -1, &bos, err) < 0 ||
+        mp_gguf_get_i32_or(g, "tokenizer.ggml.eos_token_id", -1, &eos, err) < 0 ||
+        mp_gguf_get_i32_or(g, "tokenizer.ggml.eot_token_id", -1, &eot, err) < 0)
+        return -1;
+    c->bos_id = bos;
+    if (eos >= 0) c->eos_ids[c->n_eos++] = eos;
+    if (eot >= 0 && eot != eos) c->eos_ids[c->n_eos++] = eot;
+    if (mp_llama_config_check(c, path, err) < 0) return -1;
+    tsrc src = {path, gguf_find, own->gguf};
+    loader L = {&src, own, ex, err};
+    return load_tensors(m, &L);
+}
+
 /* ---------------------------------------------------------------- entry */
 
 static int is_dir(const char *path) {
@@ -420,7 +510,7 @@ int mp_llama_load(mp_llama *m, const char *path, mp_exec *ex, mp_error *err) {
             size_t got = fread(magic, 1, 4, f);
             fclose(f);
             if (got == 4 && !memcmp(magic, "GGUF", 4))
-                rc = mp_errf(err, "%s: GGUF is not supported yet", path);
+                rc = load_gguf(m, path, ex, own, err);
             else
                 rc = load_llama2c(m, path, ex, own, err);
         }
