@@ -91,6 +91,21 @@ static int parse_num(const char *opt, const char *v, double lo, double hi, doubl
     return 0;
 }
 
+static int is_dir(const char *p) {
+    struct stat st;
+    return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* 1 when the tokenizer comes from an HF folder / tokenizer.json (whose vocabulary may be smaller than
+ * the model's padded one); llama2.c tokenizer.bin files must match the model exactly. */
+static int tok_path_is_hf(const char *model, const char *tok_path) {
+    if (tok_path) {
+        size_t l = strlen(tok_path);
+        return is_dir(tok_path) || (l >= 5 && !strcmp(tok_path + l - 5, ".json"));
+    }
+    return is_dir(model);
+}
+
 /* The tokenizer that goes with the model: --tokenizer, else one found beside it. */
 static int load_tokenizer(mp_tokenizer **tok, const char *model, const char *tok_path, int n_vocab, mp_error *err) {
     struct stat st;
@@ -98,7 +113,7 @@ static int load_tokenizer(mp_tokenizer **tok, const char *model, const char *tok
         if (stat(tok_path, &st) == 0 && S_ISDIR(st.st_mode)) return mp_tokenizer_load_hf(tok, tok_path, err);
         size_t l = strlen(tok_path);
         if (l >= 5 && !strcmp(tok_path + l - 5, ".json")) return mp_tokenizer_load_hf(tok, tok_path, err);
-        return mp_tokenizer_load_llama2c(tok, tok_path, n_vocab, err);
+        return mp_tokenizer_load_llama2c(tok, tok_path, 0, err);
     }
     if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) return mp_tokenizer_load_hf(tok, model, err);
     /* llama2.c: tokenizer.bin beside the checkpoint */
@@ -108,7 +123,7 @@ static int load_tokenizer(mp_tokenizer **tok, const char *model, const char *tok
     if (slash) slash[1] = 0; else dir[0] = 0;
     char cand[4200];
     snprintf(cand, sizeof cand, "%stokenizer.bin", dir);
-    if (stat(cand, &st) == 0) return mp_tokenizer_load_llama2c(tok, cand, n_vocab, err);
+    if (stat(cand, &st) == 0) return mp_tokenizer_load_llama2c(tok, cand, 0, err);
     return mp_errf(err, "%s: no tokenizer given (use --tokenizer FILE for a llama2.c checkpoint)", model);
 }
 
@@ -238,8 +253,10 @@ int cmd_generate(int argc, char **argv) {
     if (mp_llama_load(&m, model, &ex, &err) < 0) goto fail;
     const mp_llama_config *c = &m.cfg;
     if (load_tokenizer(&tok, model, tok_path, c->n_vocab, &err) < 0) goto fail;
-    if (mp_tokenizer_n_vocab(tok) > c->n_vocab) {
-        mp_errf(&err, "%s: the tokenizer has %d tokens, the model only %d", model, mp_tokenizer_n_vocab(tok), c->n_vocab);
+    if (mp_tokenizer_n_vocab(tok) > c->n_vocab ||
+        (m.cfg.arch == MP_LLM_LLAMA && !tok_path_is_hf(model, tok_path) && mp_tokenizer_n_vocab(tok) != c->n_vocab)) {
+        mp_errf(&err, "%s: the tokenizer has %d tokens, the model %d (use --tokenizer FILE)", model,
+                mp_tokenizer_n_vocab(tok), c->n_vocab);
         goto fail;
     }
     double t_load = now_s();
