@@ -265,9 +265,10 @@ static int parse_tensors(mp_gguf *g, rd *r) {
             if (x > (uint64_t)INT64_MAX)
                 return mp_errf(r->err, "%s: tensor %s: dimension %u is %" PRIu64 ", too large", g->path, name, d, x);
             ne[d] = (int64_t)x;
+            /* the product of the non-zero dims must fit too, so no partial product can overflow */
             if (ne[d] != 0 && nel > INT64_MAX / ne[d])
                 return mp_errf(r->err, "%s: tensor %s: element count overflows", g->path, name);
-            nel *= ne[d];
+            if (ne[d] != 0) nel *= ne[d];
         }
         uint32_t type;
         uint64_t off;
@@ -282,12 +283,7 @@ static int parse_tensors(mp_gguf *g, rd *r) {
             return mp_errf(r->err, "%s: tensor %s: ne[0] = %" PRId64 " is not a multiple of the %s block size %d",
                            g->path, name, ne[0], tr->name, tr->block_size);
         int64_t row = mp_dtype_row_bytes((mp_dtype)type, ne[0]);
-        int64_t rows = 1; /* ne[1] * ne[2] * ne[3], checked: with ne[0] == 0 nel says nothing */
-        for (uint32_t d = 1; d < nd; d++) {
-            if (ne[d] != 0 && rows > INT64_MAX / ne[d])
-                return mp_errf(r->err, "%s: tensor %s: element count overflows", g->path, name);
-            rows *= ne[d];
-        }
+        int64_t rows = ne[1] * ne[2] * ne[3]; /* cannot overflow: checked above */
         if (row < 0 || (rows && row > INT64_MAX / rows) || (uint64_t)(row * rows) > (uint64_t)SIZE_MAX)
             return mp_errf(r->err, "%s: tensor %s: byte size overflows", g->path, name);
         int rc = mp_strindex_put(&g->tensor_index, name, i);

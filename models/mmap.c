@@ -53,22 +53,43 @@ void mp_mmap_close(mp_mmap *m) {
     memset(m, 0, sizeof *m);
 }
 
-int mp_read_file(const char *path, size_t max_bytes, char **out, size_t *len, mp_error *err) {
-    *out = NULL;
-    if (len) *len = 0;
+/* fopen(path, "rb") of a regular file; *size gets its size. NULL after filling err. */
+static FILE *open_regular(const char *path, uint64_t *size, mp_error *err) {
     FILE *f = fopen(path, "rb");
-    if (!f) return mp_errf(err, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) {
+        mp_errf(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return mp_errf(err, "%s: not a regular file", path);
+        mp_errf(err, "%s: not a regular file", path);
+        return NULL;
     }
-    if ((uint64_t)st.st_size > (uint64_t)max_bytes) {
+    *size = (uint64_t)st.st_size;
+    return f;
+}
+
+int mp_read_head(const char *path, void *buf, size_t cap, size_t *got, uint64_t *file_size, mp_error *err) {
+    FILE *f = open_regular(path, file_size, err);
+    if (!f) return -1;
+    *got = fread(buf, 1, cap, f);
+    fclose(f);
+    return 0;
+}
+
+int mp_read_file(const char *path, size_t max_bytes, char **out, size_t *len, mp_error *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    uint64_t fsize;
+    FILE *f = open_regular(path, &fsize, err);
+    if (!f) return -1;
+    if (fsize > (uint64_t)max_bytes) {
         fclose(f);
-        return mp_errf(err, "%s: file is %lld bytes, more than the %zu this reader accepts", path,
-                       (long long)st.st_size, max_bytes);
+        return mp_errf(err, "%s: file is %llu bytes, more than the %zu this reader accepts", path,
+                       (unsigned long long)fsize, max_bytes);
     }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)fsize;
     char *buf = malloc(n + 1);
     if (!buf) {
         fclose(f);

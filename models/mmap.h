@@ -26,6 +26,9 @@ void mp_mmap_close(mp_mmap *m);
  * files. Refuses files larger than max_bytes. */
 int mp_read_file(const char *path, size_t max_bytes, char **out, size_t *len, mp_error *err);
 
+/* Reads the first cap bytes of a regular file (*got: how many there were) and its size. */
+int mp_read_head(const char *path, void *buf, size_t cap, size_t *got, uint64_t *file_size, mp_error *err);
+
 /* 1 if path is a directory / a regular file (following links). */
 int mp_is_dir(const char *path);
 int mp_is_file(const char *path);
