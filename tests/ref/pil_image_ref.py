@@ -39,6 +39,8 @@ def read_rgb(path):
 
 
 def load_rgb(path, alpha="white"):
+    if path.endswith(".rgb"):  # raw RGB written by the C tests ("W H\n" + bytes)
+        return read_rgb(path)
     im = Image.open(path)
     im = ImageOps.exif_transpose(im)
     if im.mode in ("I", "I;16", "I;16B", "I;16L"):
