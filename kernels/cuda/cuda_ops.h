@@ -5,6 +5,19 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Backend memory (kernels/cuda/backend.cu); mp_backend_alloc/upload/download in kernels/mp.h call these. */
+void *mp_cuda_alloc(mp_exec *ex, size_t bytes); /* device memory, NULL on failure */
+void mp_cuda_free(mp_exec *ex, void *p);
+int mp_cuda_memcpy(mp_exec *ex, void *dst, const void *src, size_t bytes, int to_device, mp_error *err);
+/* Copies a contiguous host tensor (weights) to device memory: *dst = *src with data in device memory and
+ * backend MP_BACKEND_CUDA. Free with mp_cuda_free_tensor. 0 or -1 with err filled. */
+int mp_cuda_upload_tensor(mp_exec *ex, mp_tensor *dst, const mp_tensor *src, mp_error *err);
+void mp_cuda_free_tensor(mp_exec *ex, mp_tensor *t);
+/* "NVIDIA H100 ... (sm_90, 132 SMs, 79.1 GiB)" of device 0; -1 when there is none. */
+int mp_cuda_device_name(char *buf, size_t size);
+
+/* The ops. Pointers are device pointers, except: mp_cuda_argmax returns its result to the host (it waits
+ * for the stream), and the ids of get_rows, idx/val of topk and pos of rope are device pointers too. */
 void mp_cuda_matmul(mp_exec *ex, float *Y, int64_t ldy, const float *X, int64_t ldx, const mp_tensor *W, const float *bias, int64_t M);
 void mp_cuda_gemm_f32(mp_exec *ex, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B, int64_t ldb, int transB, float beta, float *C, int64_t ldc, int batch, int64_t sA, int64_t sB, int64_t sC);
 void mp_cuda_add(mp_exec *ex, float *y, const float *a, const float *b, int64_t n);
