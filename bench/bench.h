@@ -5,6 +5,7 @@
 #ifndef MP_BENCH_H
 #define MP_BENCH_H
 int bench_ops(int argc, char **argv);
+int bench_kernels(int argc, char **argv); /* bench_kernels.c: attention, norms, activations, rope, convs */
 int bench_llm(int argc, char **argv);
 int bench_transcribe(int argc, char **argv);
 int bench_caption(int argc, char **argv);

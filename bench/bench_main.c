@@ -7,11 +7,11 @@
 
 int cmd_bench(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(int, char **); } suites[] = {
-        {"ops", bench_ops}, {"llm", bench_llm}, {"transcribe", bench_transcribe},
+        {"ops", bench_ops}, {"kernels", bench_kernels}, {"llm", bench_llm}, {"transcribe", bench_transcribe},
         {"caption", bench_caption}, {"vqa", bench_vqa}, {"batch", bench_batch},
     };
     if (argc < 2) {
-        fprintf(stderr, "usage: mmpipe bench <ops|llm|transcribe|caption|vqa|batch> [options]\n");
+        fprintf(stderr, "usage: mmpipe bench <ops|kernels|llm|transcribe|caption|vqa|batch> [options]\n");
         return 1;
     }
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -1,7 +1,10 @@
 /* attention.c — scaled dot-product attention with an online softmax (no [n_q][n_kv] matrix):
  * GQA (query head h reads kv head h / (n_head / n_kv_head)), causal with an offset, an optional
- * additive mask, arbitrary token strides. A query row that sees no key at all gives zeros. */
+ * additive mask, arbitrary token strides. A query row that sees no key at all gives zeros.
+ * The reference streams one key at a time; the SIMD path (attention_simd.inc) works on tiles and needs
+ * MP_ATTN_SCRATCH(head_dim) floats of ex->scratch per thread (else it runs the reference). */
 #include <math.h>
+#include <stdatomic.h>
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/ref.h"
@@ -66,17 +69,65 @@ typedef struct {
     int level;
 } attn_ctx;
 
-/* items are (query row, head) pairs, head fastest */
+/* reference path: items are (query row, head) pairs, head fastest */
 static void attn_range(void *vctx, int64_t lo, int64_t hi) {
     const attn_ctx *c = (const attn_ctx *)vctx;
     for (int64_t it = lo; it < hi; it++)
         ref_attn_item(c->out, c->q, c->k, c->v, c->p, it / c->p->n_head, (int)(it % c->p->n_head));
 }
 
+/* SIMD path: tiles of (kv head, block of rows), handed out dynamically, most expensive (last rows) first */
+typedef struct {
+    attn_ctx c;
+    int rows_per_tile, small;
+    int64_t n_tiles, row_blocks;
+    float *scratch;
+    int64_t scratch_per_thread;
+    atomic_llong next;
+} attn_job;
+
+static void attn_tiles(void *arg, int ith, int nth) {
+    attn_job *j = (attn_job *)arg;
+    const mp_attn_params *p = j->c.p;
+    float *scratch = j->scratch + ith * j->scratch_per_thread;
+    (void)nth;
+    for (;;) {
+        int64_t t = atomic_fetch_add(&j->next, 1);
+        if (t >= j->n_tiles) break;
+        t = j->n_tiles - 1 - t;
+        int64_t rb = t / p->n_kv_head;
+        int kvh = (int)(t % p->n_kv_head);
+        int64_t r0 = rb * j->rows_per_tile;
+        int nr = (int)(p->n_q - r0 < j->rows_per_tile ? p->n_q - r0 : j->rows_per_tile);
+        MP_PICK(j->c.level, mp_k_attn_tile, NULL)(j->c.out, j->c.q, j->c.k, j->c.v, p, kvh, r0, nr, j->small, scratch);
+    }
+}
+
 void mp_attention(mp_exec *ex, float *out, const float *q, const float *k, const float *v, const mp_attn_params *p) {
     MP_CUDA_DISPATCH(ex, mp_cuda_attention(ex, out, q, k, v, p));
     if (!attn_valid(p)) return;
     attn_ctx c = {out, q, k, v, p, mp_cpu_level()};
+    int G = p->n_head / p->n_kv_head;
+    if (c.level >= 1 && ex && G <= MP_ATTN_MT) {
+        mp_threadpool *tp = mp_cpu_tp(ex);
+        int nth = tp ? mp_threadpool_size(tp) : 1;
+        int64_t per = (MP_ATTN_SCRATCH(p->head_dim) + 15) & ~(int64_t)15; /* 64-byte multiples */
+        size_t mark = mp_arena_mark(&ex->scratch);
+        float *scratch = mp_arena_alloc(&ex->scratch, (size_t)(per * nth) * sizeof(float));
+        if (scratch) {
+            attn_job j = {.c = c, .rows_per_tile = MP_ATTN_MT / G, .small = (int64_t)p->n_q * G < 12,
+                          .scratch = scratch, .scratch_per_thread = per};
+            j.row_blocks = (p->n_q + j.rows_per_tile - 1) / j.rows_per_tile;
+            j.n_tiles = j.row_blocks * p->n_kv_head;
+            atomic_init(&j.next, 0);
+            int64_t work = (int64_t)p->n_q * p->n_head * (p->n_kv > 0 ? p->n_kv : 1) * p->head_dim;
+            int n = work < 65536 ? 1 : (int)(j.n_tiles < nth ? j.n_tiles : nth);
+            mp_parallel_n(tp, n, attn_tiles, &j);
+            mp_arena_reset(&ex->scratch, mark);
+            return;
+        }
+        mp_arena_reset(&ex->scratch, mark);
+    }
     int64_t items = (int64_t)p->n_q * p->n_head;
     int64_t work = (int64_t)(p->n_kv > 0 ? p->n_kv : 1) * p->head_dim;
     int64_t min_items = (32768 + work - 1) / work;

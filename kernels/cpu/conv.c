@@ -1,6 +1,8 @@
 /* conv.c — conv1d, depthwise conv1d, conv2d, conv3d (channels-first, zero padding, no dilation).
  * Every convolution is described by one geometry (conv_geom: up to 3 spatial dims, weight strides in
- * bytes) and computed by the same loops; weights may be F32, F16 or BF16 (other dtypes give NaN). */
+ * bytes) and computed by the same loops; weights may be F32, F16 or BF16 (other dtypes give NaN).
+ * Fast paths (SIMD level >= 1): depthwise stride-1 rows in SIMD (ops_simd.inc); the others as im2col
+ * + mp_gemm_f32 in column chunks that fit the exec's free scratch (else the direct loops). */
 #include <math.h>
 
 #include "kernels/cpu/cpu_ops.h"
@@ -146,9 +148,12 @@ typedef struct {
     const conv_geom *g;
     float *y;
     const float *x;
+    float *col, *wf;
+    int64_t p0, pc, kt;
+    int level;
 } conv_ctx;
 
-/* items are (batch item, output channel) */
+/* direct path: items are (batch item, output channel) */
 static void conv_range(void *vctx, int64_t lo, int64_t hi) {
     const conv_ctx *c = (const conv_ctx *)vctx;
     const conv_geom *g = c->g;
@@ -160,8 +165,110 @@ static void conv_range(void *vctx, int64_t lo, int64_t hi) {
     }
 }
 
-static void conv_run(const mp_exec *ex, const conv_geom *g, float *y, const float *x, int batch) {
-    conv_ctx c = {g, y, x};
+/* depthwise, stride 1, SIMD rows: items are (batch item, channel) */
+#define DW_MAX_K 256
+static void dw_range(void *vctx, int64_t lo, int64_t hi) {
+    const conv_ctx *c = (const conv_ctx *)vctx;
+    const conv_geom *g = c->g;
+    float w[DW_MAX_K];
+    for (int64_t it = lo; it < hi; it++) {
+        int64_t ch = it % g->c_out;
+        for (int k = 0; k < g->kw; k++) w[k] = w_at(g, ch, 0, 0, 0, k);
+        MP_PICK(c->level, mp_k_dwconv_row, NULL)(c->y + it * g->w_out, c->x + it * g->w, w, g->kw, g->w, g->w_out, g->pw,
+                                                 g->bias ? g->bias[ch] : 0.0f);
+    }
+}
+
+/* im2col rows [lo, hi) of K_total = c_in*kt*kh*kw for output columns [p0, p0 + pc) */
+static void im2col_range(void *vctx, int64_t lo, int64_t hi) {
+    const conv_ctx *c = (const conv_ctx *)vctx;
+    const conv_geom *g = c->g;
+    int64_t hw_out = g->h_out * g->w_out;
+    for (int64_t r = lo; r < hi; r++) {
+        int kw = (int)(r % g->kw), kh = (int)(r / g->kw % g->kh), kt = (int)(r / ((int64_t)g->kw * g->kh) % g->kt);
+        int64_t ci = r / ((int64_t)g->kw * g->kh * g->kt);
+        const float *xc = c->x + ci * g->t * g->h * g->w;
+        float *dst = c->col + r * c->pc;
+        for (int64_t j = 0; j < c->pc; j++) {
+            int64_t pidx = c->p0 + j, to = pidx / hw_out, ho = pidx / g->w_out % g->h_out, wo = pidx % g->w_out;
+            int64_t ti = to * g->st + kt - g->pt, hi_ = ho * g->sh + kh - g->ph, wi = wo * g->sw + kw - g->pw;
+            dst[j] = ti >= 0 && ti < g->t && hi_ >= 0 && hi_ < g->h && wi >= 0 && wi < g->w
+                         ? xc[(ti * g->h + hi_) * g->w + wi] : 0.0f;
+        }
+    }
+}
+
+/* weights as F32 [c_out][K_total], rows [lo, hi) */
+static void wconv_range(void *vctx, int64_t lo, int64_t hi) {
+    const conv_ctx *c = (const conv_ctx *)vctx;
+    const conv_geom *g = c->g;
+    for (int64_t co = lo; co < hi; co++) {
+        float *dst = c->wf + co * c->kt;
+        int64_t r = 0;
+        for (int64_t ci = 0; ci < g->c_in; ci++)
+            for (int a = 0; a < g->kt; a++)
+                for (int b = 0; b < g->kh; b++)
+                    for (int k = 0; k < g->kw; k++) dst[r++] = w_at(g, co, ci, a, b, k);
+    }
+}
+
+/* im2col + mp_gemm_f32, in column chunks that fit the exec's scratch. 0 if the scratch is too small. */
+static int conv_gemm(mp_exec *ex, const conv_geom *g, float *y, const float *x, int batch) {
+    int64_t K = (int64_t)g->c_in * g->kt * g->kh * g->kw, P = g->t_out * g->h_out * g->w_out;
+    int64_t in_item = g->c_in * g->t * g->h * g->w;
+    size_t mark = mp_arena_mark(&ex->scratch);
+    conv_ctx c = {.g = g, .kt = K, .level = mp_cpu_level()};
+    size_t wsz = (size_t)(g->c_out * g->kt * g->kh * g->kw) * (size_t)g->c_in;
+    int contiguous_f32 = g->wt->dtype == MP_F32 && g->s_kw == 4 && g->s_kh == (size_t)g->kw * 4 &&
+                         g->s_kt == (size_t)g->kw * g->kh * 4 && g->s_ci == (size_t)g->kw * g->kh * g->kt * 4 &&
+                         g->s_co == (size_t)K * 4;
+    if (contiguous_f32) {
+        c.wf = (float *)g->wt->data;
+    } else {
+        c.wf = mp_arena_alloc(&ex->scratch, wsz * sizeof(float));
+        if (!c.wf) return 0;
+        mp_cpu_parallel_for(ex, g->c_out, 1 + 65536 / (K + 1), 1, wconv_range, &c);
+    }
+    size_t avail = ex->scratch.size > ex->scratch.used + 64 ? ex->scratch.size - ex->scratch.used - 64 : 0;
+    int64_t pc = (int64_t)(avail / sizeof(float)) / (K > 0 ? K : 1);
+    if (pc > P) pc = P;
+    else pc = pc / 16 * 16;
+    if (pc < 16 && pc < P) {
+        mp_arena_reset(&ex->scratch, mark);
+        return 0;
+    }
+    c.col = mp_arena_alloc(&ex->scratch, (size_t)(K * pc) * sizeof(float));
+    if (!c.col) {
+        mp_arena_reset(&ex->scratch, mark);
+        return 0;
+    }
+    for (int bi = 0; bi < batch; bi++) {
+        float *yb = y + (int64_t)bi * g->c_out * P;
+        c.x = x + bi * in_item;
+        for (int64_t co = 0; co < g->c_out; co++) {
+            float b = g->bias ? g->bias[co] : 0.0f;
+            for (int64_t j = 0; j < P; j++) yb[co * P + j] = b;
+        }
+        for (int64_t p0 = 0; p0 < P; p0 += pc) {
+            c.p0 = p0;
+            c.pc = P - p0 < pc ? P - p0 : pc;
+            mp_cpu_parallel_for(ex, K, 1 + 16384 / c.pc, 1, im2col_range, &c);
+            /* y[co][p0..] = bias + W[co][:] . col[:][p0..] */
+            mp_gemm_f32(ex, g->c_out, c.pc, K, 1.0f, c.wf, K, c.col, c.pc, 0, 1.0f, yb + p0, P, 1, 0, 0, 0);
+        }
+    }
+    mp_arena_reset(&ex->scratch, mark);
+    return 1;
+}
+
+static void conv_run(mp_exec *ex, const conv_geom *g, float *y, const float *x, int batch) {
+    conv_ctx c = {.g = g, .y = y, .x = x, .level = mp_cpu_level()};
+    if (c.level >= 1 && g->depthwise && g->sw == 1 && g->kw <= DW_MAX_K) {
+        int64_t min_items = 1 + 16384 / (g->w_out * g->kw + 1);
+        mp_cpu_parallel_for(ex, (int64_t)batch * g->c_out, min_items, 1, dw_range, &c);
+        return;
+    }
+    if (c.level >= 1 && ex && !g->depthwise && conv_gemm(ex, g, y, x, batch)) return;
     int64_t per = g->t_out * g->h_out * g->w_out * (g->depthwise ? 1 : g->c_in) * g->kt * g->kh * g->kw;
     int64_t min_items = per > 0 ? (65536 + per - 1) / per : 1;
     mp_cpu_parallel_for(ex, (int64_t)batch * g->c_out, min_items, 1, conv_range, &c);

@@ -51,8 +51,23 @@ MP_DECL_SIMD(void, mp_k_layernorm_row, (float *y, const float *x, const float *w
 MP_DECL_SIMD(void, mp_k_rmsnorm_row, (float *y, const float *x, const float *w, int64_t cols, float eps))
 /* One softmax row: x[0..cols) += mask (may be NULL); columns >= lim are masked out (-inf). */
 MP_DECL_SIMD(void, mp_k_softmax_row, (float *x, int64_t cols, const float *mask, int64_t lim))
-/* Rotate one token's n_head heads with the pair table cs (see mp_rope_cache). */
-MP_DECL_SIMD(void, mp_k_rope_tok, (float *x, int n_head, const mp_rope_params *p, const float *cs))
+/* Rotate one token's n_head heads (head_dim apart) with the pair table cs (see mp_rope_cache): pairs
+ * (i, i + npairs) when neox, else (2i, 2i+1); npairs <= 4096. */
+MP_DECL_SIMD(void, mp_k_rope_tok, (float *x, int n_head, int head_dim, int npairs, int neox, const float *cs))
+/* Depthwise conv1d of one channel, stride 1: y[o] = bias + sum_k w[k] x[o + k - pad], zero padding. */
+MP_DECL_SIMD(void, mp_k_dwconv_row, (float *y, const float *x, const float *w, int K, int64_t l_in, int64_t l_out,
+                                     int pad, float bias))
+/* Attention tile (attention_simd.inc): kv head kvh, query rows [r0, r0 + nr) with nr * G <= MP_ATTN_MT,
+ * small = score by dot products (decode) instead of via Q^T. scratch: MP_ATTN_SCRATCH(head_dim) floats,
+ * 64-byte aligned. */
+#define MP_ATTN_MT 32
+#define MP_ATTN_BK 64
+#define MP_ATTN_SCRATCH(d) ((int64_t)2 * MP_ATTN_MT * (d) + MP_ATTN_BK * MP_ATTN_MT + 4 * MP_ATTN_MT + 16)
+MP_DECL_SIMD(void, mp_k_attn_tile, (float *out, const float *q, const float *k, const float *v, const mp_attn_params *p,
+                                    int kvh, int64_t r0, int nr, int small, float *scratch))
+
+/* Pick the kernel for the current level: MP_PICK(level, mp_k_add, mp_ref_add). */
+#define MP_PICK(level, name, ref) ((level) >= 2 ? name##_avx512 : (level) == 1 ? name##_avx2 : (ref))
 
 #ifdef __cplusplus
 }

@@ -68,14 +68,13 @@ typedef struct {
 /* level 0 (scalar), 1 (AVX2), 2 (AVX-512) versions of the flat kernels */
 static void ew_flat(int level, int op, float *y, const float *a, const float *b, float s, mp_gelu_kind kind,
                     int64_t n) {
-    (void)level;
     switch (op) {
-    case EW_ADD: mp_ref_add(y, a, b, n); break;
-    case EW_MUL: mp_ref_mul(y, a, b, n); break;
-    case EW_SCALE: mp_ref_scale(y, a, s, n); break;
-    case EW_GELU: mp_ref_gelu(y, a, n, kind); break;
-    case EW_SILU: mp_ref_silu(y, a, n); break;
-    case EW_SWIGLU: mp_ref_swiglu(y, a, b, n); break;
+    case EW_ADD: MP_PICK(level, mp_k_add, mp_ref_add)(y, a, b, n); break;
+    case EW_MUL: MP_PICK(level, mp_k_mul, mp_ref_mul)(y, a, b, n); break;
+    case EW_SCALE: MP_PICK(level, mp_k_scale, mp_ref_scale)(y, a, s, n); break;
+    case EW_GELU: MP_PICK(level, mp_k_gelu, mp_ref_gelu)(y, a, n, kind); break;
+    case EW_SILU: MP_PICK(level, mp_k_silu, mp_ref_silu)(y, a, n); break;
+    case EW_SWIGLU: MP_PICK(level, mp_k_swiglu, mp_ref_swiglu)(y, a, b, n); break;
     }
 }
 

@@ -52,8 +52,8 @@ static void norm_range(void *vctx, int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         float *y = c->y + r * c->cols;
         const float *x = c->x + r * c->cols;
-        if (c->rms) ref_rmsnorm_row(y, x, c->w, c->cols, c->eps);
-        else ref_layernorm_row(y, x, c->w, c->b, c->cols, c->eps);
+        if (c->rms) MP_PICK(c->level, mp_k_rmsnorm_row, ref_rmsnorm_row)(y, x, c->w, c->cols, c->eps);
+        else MP_PICK(c->level, mp_k_layernorm_row, ref_layernorm_row)(y, x, c->w, c->b, c->cols, c->eps);
     }
 }
 

@@ -145,7 +145,8 @@ static void rope_range(void *vctx, int64_t lo, int64_t hi) {
     float cs[2 * MP_ROPE_MAX_PAIRS];
     for (int64_t t = lo; t < hi; t++) {
         rope_cache_prepared(&c->r, c->p, c->pos, t, cs);
-        ref_rope_tok(c->x + t * c->stride, c->n_head, c->p->head_dim, c->r.npairs, neox, cs);
+        MP_PICK(c->level, mp_k_rope_tok, ref_rope_tok)(c->x + t * c->stride, c->n_head, c->p->head_dim, c->r.npairs,
+                                                       neox, cs);
     }
 }
 

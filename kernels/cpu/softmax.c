@@ -48,7 +48,7 @@ typedef struct {
 static void sm_range(void *vctx, int64_t lo, int64_t hi) {
     const sm_ctx *c = (const sm_ctx *)vctx;
     for (int64_t r = lo; r < hi; r++)
-        ref_softmax_row(c->x + r * c->cols, c->cols, c->mask ? c->mask + r * c->cols : NULL,
+        MP_PICK(c->level, mp_k_softmax_row, ref_softmax_row)(c->x + r * c->cols, c->cols, c->mask ? c->mask + r * c->cols : NULL,
                         causal_limit(r, c->cols, c->causal, c->off));
 }
 

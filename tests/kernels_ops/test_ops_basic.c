@@ -5,24 +5,7 @@
 #include <math.h>
 
 #include "kernels/cpu/ref.h"
-#include "kernels/ops.h"
-#include "test.h"
-
-static unsigned long long rng = 0x1234567ULL;
-static mp_threadpool *pool3;
-static mp_exec ex1, ex3;
-
-static float *randv(int64_t n, float lo, float hi) {
-    float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    for (int64_t i = 0; i < n; i++) v[i] = lo + (hi - lo) * 0.5f * (mp_test_randf(&rng) + 1.0f);
-    return v;
-}
-
-static float *dup(const float *x, int64_t n) {
-    float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    memcpy(v, x, (size_t)n * sizeof(float));
-    return v;
-}
+#include "ops_test.h"
 
 /* max |a-b| / (1 + |b|) against a double reference */
 static double relerr(const float *a, const double *b, int64_t n) {
@@ -33,8 +16,6 @@ static double relerr(const float *a, const double *b, int64_t n) {
     }
     return m;
 }
-
-static int bits_equal(const float *a, const float *b, int64_t n) { return memcmp(a, b, (size_t)n * sizeof(float)) == 0; }
 
 static const int64_t sizes[] = {1, 7, 33, 255, 4097};
 #define NSIZES (int)(sizeof sizes / sizeof sizes[0])
@@ -526,12 +507,7 @@ static void test_reduce_layout(int level) {
 }
 
 int main(void) {
-    mp_error err;
-    pool3 = mp_threadpool_create(3);
-    if (mp_exec_init(&ex1, MP_BACKEND_CPU, NULL, 1 << 20, &err) || mp_exec_init(&ex3, MP_BACKEND_CPU, pool3, 1 << 20, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    if (ops_test_init(1 << 20)) return 1;
     int best = mp_cpu_set_level(-1);
     for (int level = 0; level <= best; level++) {
         mp_cpu_set_level(level);
@@ -544,8 +520,6 @@ int main(void) {
         test_conv(level);
         test_reduce_layout(level);
     }
-    mp_exec_free(&ex1);
-    mp_exec_free(&ex3);
-    mp_threadpool_free(pool3);
+    ops_test_free();
     return mp_test_result("test_ops_basic");
 }

@@ -5,25 +5,13 @@
  * F32/F16/BF16 weights. Every SIMD level, 1 and 3 threads (bit-identical). Skips (77) without torch. */
 #include <math.h>
 
-#include "kernels/ops.h"
+#include "ops_test.h"
 #include "refcases.h"
-#include "test.h"
-
-static mp_exec ex1, ex3;
 
 #define P(name) rc_param(c, name, 0)
 #define A(name) (rc_array(c, name) ? rc_array(c, name)->data : NULL)
 
 static int starts(const char *s, const char *pre) { return strncmp(s, pre, strlen(pre)) == 0; }
-
-static double relerr(const float *a, const float *b, int64_t n) {
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]) / (1.0 + fabs((double)b[i]));
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
 
 /* Runs one case on exec ex into y (allocated by the caller with the expected output's size). Returns the
  * tolerance for the comparison, or -1 when the case kind is unknown. */
@@ -132,12 +120,7 @@ int main(void) {
     int n = refcases_load(path, &cases);
     CHECKF(n > 50, "could not read %s (%d cases)", path, n);
     if (n <= 0) return mp_test_result("test_ops_torch");
-    mp_error err;
-    mp_threadpool *pool3 = mp_threadpool_create(3);
-    if (mp_exec_init(&ex1, MP_BACKEND_CPU, NULL, 1 << 20, &err) || mp_exec_init(&ex3, MP_BACKEND_CPU, pool3, 1 << 20, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    if (ops_test_init(1 << 20)) return 1;
     int best = mp_cpu_set_level(-1);
     for (int level = 0; level <= best; level++) {
         mp_cpu_set_level(level);
@@ -150,7 +133,7 @@ int main(void) {
             double tol = run_case(&ex1, c, y1, want->n);
             run_case(&ex3, c, y3, want->n);
             CHECKF(tol > 0, "%s: unknown case kind", c->name);
-            double e = relerr(y1, want->data, want->n);
+            double e = relerr_f(y1, want->data, want->n);
             if (getenv("MP_TEST_VERBOSE")) fprintf(stderr, "%s %s: %.3g\n", mp_cpu_level_name(level), c->name, e);
             CHECKF(e <= tol, "level %s %s: error %.3g > %.3g", mp_cpu_level_name(level), c->name, e, tol);
             CHECKF(memcmp(y1, y3, (size_t)want->n * 4) == 0, "level %s %s: 1 vs 3 threads differ",
@@ -159,8 +142,6 @@ int main(void) {
         }
     }
     fprintf(stderr, "test_ops_torch: %d cases x %d levels\n", n, best + 1);
-    mp_exec_free(&ex1);
-    mp_exec_free(&ex3);
-    mp_threadpool_free(pool3);
+    ops_test_free();
     return mp_test_result("test_ops_torch");
 }
