@@ -25,6 +25,15 @@ static int rc_str(FILE *f, char *dst, size_t cap) {
     return 0;
 }
 
+static void refcases_free(refcase *cs, int n) {
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; cs[i].a && j <= cs[i].na; j++) free(cs[i].a[j].data); /* a has na + 1 zeroed slots */
+        free(cs[i].a);
+        free(cs[i].p);
+    }
+    free(cs);
+}
+
 /* returns the number of cases (or -1) and the array in *out */
 static int refcases_load(const char *path, refcase **out) {
     FILE *f = fopen(path, "rb");
@@ -59,6 +68,7 @@ static int refcases_load(const char *path, refcase **out) {
     return (int)n;
 bad:
     fclose(f);
+    refcases_free(cs, (int)n);
     return -1;
 }
 

@@ -142,6 +142,7 @@ int main(void) {
         }
     }
     fprintf(stderr, "test_ops_torch: %d cases x %d levels\n", n, best + 1);
+    refcases_free(cases, n);
     ops_test_free();
     return mp_test_result("test_ops_torch");
 }
