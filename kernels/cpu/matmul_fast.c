@@ -1,19 +1,34 @@
 /* matmul_fast.c — picks the SIMD path of matmul / GEMM / dequantize for a CPU level. */
+#include "kernels/cpu/gemm_engine.h"
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/quant_impl.h"
 
+static const mp_gemm_kernels *gemm_kernels(int level) {
+    return level >= 2 ? mp_gemm_kernels_avx512() : mp_gemm_kernels_avx2();
+}
+
 int mp_matmul_fast(mp_exec *ex, int level, float *Y, int64_t ldy, const float *X, int64_t ldx, const mp_tensor *W,
                    const float *bias, int64_t M) {
-    (void)ex; (void)level; (void)Y; (void)ldy; (void)X; (void)ldx; (void)W; (void)bias; (void)M;
-    return 0;
+    mp_gemm_problem p = {
+        .M = M, .N = W->ne[1], .K = W->ne[0], .A = X, .lda = ldx, .alpha = 1.0f,
+        .b_kind = MP_GEMM_B_NK, .B = W->data, .b_dt = W->dtype, .b_row_bytes = W->nb[1],
+        .C = Y, .ldc = ldy, .init = bias ? MP_GEMM_INIT_BIAS : MP_GEMM_INIT_ZERO, .bias = bias, .batch = 1,
+    };
+    mp_gemm_engine_run(ex, gemm_kernels(level), &p);
+    return 1;
 }
 
 int mp_gemm_fast(mp_exec *ex, int level, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                  const float *B, int64_t ldb, int transB, float beta, float *C, int64_t ldc, int batch, int64_t sA,
                  int64_t sB, int64_t sC) {
-    (void)ex; (void)level; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;
-    (void)transB; (void)beta; (void)C; (void)ldc; (void)batch; (void)sA; (void)sB; (void)sC;
-    return 0;
+    mp_gemm_problem p = {
+        .M = M, .N = N, .K = K, .A = A, .lda = lda, .alpha = alpha,
+        .b_kind = transB ? MP_GEMM_B_NK : MP_GEMM_B_KN, .B = B, .ldb = ldb, .b_dt = MP_F32,
+        .b_row_bytes = (size_t)ldb * sizeof(float), .C = C, .ldc = ldc, .init = MP_GEMM_INIT_BETA, .beta = beta,
+        .batch = batch, .sA = sA, .sB = transB ? sB * (int64_t)sizeof(float) : sB, .sC = sC,
+    };
+    mp_gemm_engine_run(ex, gemm_kernels(level), &p);
+    return 1;
 }
 
 int mp_fast_dequantize_row(mp_dtype dt, const void *src, float *dst, int64_t n) {

@@ -93,8 +93,148 @@ static void test_ref_gemm(void) {
     }
 }
 
+/* ---------------------------------------------------------------- fast paths vs the reference */
+
+typedef struct { int64_t M, N, K; } shape;
+
+/* Odd shapes from {1, 7, 33, 255, 4097}; for block types K is a count of blocks from {1, 7, 17}. */
+static const shape g_shapes[] = {
+    {1, 1, 1}, {1, 7, 33}, {7, 33, 255}, {33, 255, 7}, {255, 7, 1}, {1, 4097, 33}, {4097, 33, 7},
+    {7, 1, 4097}, {33, 33, 4097}, {255, 255, 255}, {1, 255, 4097}, {4097, 7, 255}, {33, 7, 1},
+};
+
+/* How far a fast path may be from the reference: 0 = bit-exact (F32 chain semantics). */
+static double fast_tolerance(mp_dtype dt, int level, const float *X, int64_t ldx, const float *wd, int64_t K,
+                             int64_t m, int64_t n) {
+    (void)dt; (void)level; (void)X; (void)ldx; (void)wd; (void)K; (void)m; (void)n;
+    return 0.0;
+}
+
+typedef struct {
+    mp_exec ex1, ex3, ex0; /* 1 thread, 3 threads, 3 threads without scratch */
+    mp_threadpool *tp1, *tp3;
+} execs;
+
+static void execs_init(execs *e) {
+    mp_error err;
+    e->tp1 = mp_threadpool_create(1);
+    e->tp3 = mp_threadpool_create(3);
+    CHECK(mp_exec_init(&e->ex1, MP_BACKEND_CPU, e->tp1, 64u << 20, &err) == 0);
+    CHECK(mp_exec_init(&e->ex3, MP_BACKEND_CPU, e->tp3, 64u << 20, &err) == 0);
+    CHECK(mp_exec_init(&e->ex0, MP_BACKEND_CPU, e->tp3, 0, &err) == 0);
+}
+
+static void execs_free(execs *e) {
+    mp_exec_free(&e->ex1);
+    mp_exec_free(&e->ex3);
+    mp_exec_free(&e->ex0);
+    mp_threadpool_free(e->tp1);
+    mp_threadpool_free(e->tp3);
+}
+
+static int bits_equal(const float *a, const float *b, int64_t n) { return memcmp(a, b, (size_t)n * sizeof(float)) == 0; }
+
+static void test_fast_matmul(execs *e) {
+    const mp_dtype dts[] = {MP_F32, MP_F16, MP_BF16, MP_Q8_0, MP_Q4_0, MP_Q4_1, MP_Q5_0, MP_Q5_1,
+                            MP_Q4_K, MP_Q5_K, MP_Q6_K, MP_Q2_K, MP_Q3_K, MP_Q8_K};
+    for (size_t c = 0; c < sizeof dts / sizeof dts[0]; c++) {
+        const mp_dtype dt = dts[c];
+        const int bs = mp_dtype_info(dt)->block_size;
+        for (size_t si = 0; si < sizeof g_shapes / sizeof g_shapes[0]; si++) {
+            const int64_t M = g_shapes[si].M, N = g_shapes[si].N;
+            int64_t K = g_shapes[si].K;
+            if (bs > 1) K = bs * (K == 1 ? 1 : K <= 33 ? 7 : 17);
+            if ((double)M * N * K > 6e7 / (bs > 1 ? 2 : 1)) continue; /* keep the scalar reference quick */
+            const int64_t ldx = K + 3, ldy = N + 1;
+            float *wd, *X = randv(M * ldx, 1.0f), *bias = (si % 2) ? randv(N, 1.0f) : NULL;
+            void *q = make_weights(dt, K, N, &wd);
+            int64_t ne[2] = {K, N};
+            mp_tensor W;
+            mp_tensor_init(&W, dt, 2, ne, q);
+            float *ref = malloc(M * ldy * sizeof(float)), *y = malloc(M * ldy * sizeof(float));
+            float *y1 = malloc(M * ldy * sizeof(float)), *y0 = malloc(M * ldy * sizeof(float));
+            float *row = malloc(ldy * sizeof(float));
+            mp_ref_matmul(ref, ldy, X, ldx, &W, bias, M);
+            for (int level = 1; level <= 2; level++) {
+                if (mp_cpu_set_level(level) != level) continue;
+                char what[128];
+                snprintf(what, sizeof what, "%s %s M=%lld N=%lld K=%lld", mp_dtype_name(dt), mp_cpu_level_name(level),
+                         (long long)M, (long long)N, (long long)K);
+                for (int64_t i = 0; i < M * ldy; i++) y[i] = y1[i] = y0[i] = -7.0f; /* padding must survive */
+                mp_matmul(&e->ex3, y, ldy, X, ldx, &W, bias, M);
+                mp_matmul(&e->ex1, y1, ldy, X, ldx, &W, bias, M);
+                mp_matmul(&e->ex0, y0, ldy, X, ldx, &W, bias, M);
+                int bad = 0;
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t n = 0; n < N; n++) {
+                        double tol = fast_tolerance(dt, level, X, ldx, wd, K, m, n);
+                        double d = fabs((double)y[m * ldy + n] - ref[m * ldy + n]);
+                        if (!(d <= tol)) {
+                            if (bad < 3)
+                                fprintf(stderr, "%s: Y[%lld][%lld] = %.9g, reference %.9g (tol %.3g)\n", what,
+                                        (long long)m, (long long)n, y[m * ldy + n], ref[m * ldy + n], tol);
+                            bad++;
+                        }
+                    }
+                CHECKF(bad == 0, "%s: %d outputs off", what, bad);
+                for (int64_t m = 0; m < M; m++) CHECK(y[m * ldy + N] == -7.0f);
+                CHECKF(bits_equal(y, y1, M * ldy), "%s: 1 thread differs from 3 threads", what);
+                CHECKF(bits_equal(y, y0, M * ldy), "%s: no-scratch path differs", what);
+                /* batch composition: a row computed alone equals the same row within the batch */
+                const int64_t probe[2] = {0, M - 1};
+                for (int pi = 0; pi < 2; pi++) {
+                    mp_matmul(&e->ex3, row, ldy, X + probe[pi] * ldx, ldx, &W, bias, 1);
+                    CHECKF(bits_equal(row, y + probe[pi] * ldy, N), "%s: row %lld alone differs from in batch", what,
+                           (long long)probe[pi]);
+                }
+            }
+            mp_cpu_set_level(-1);
+            free(wd); free(X); free(bias); free(q); free(ref); free(y); free(y1); free(y0); free(row);
+        }
+    }
+}
+
+static void test_fast_gemm(execs *e) {
+    const shape shapes[] = {{1, 1, 1}, {7, 33, 255}, {33, 7, 4097}, {255, 255, 33}, {4097, 7, 1}, {1, 4097, 7},
+                            {7, 7, 0}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int64_t M = shapes[si].M, N = shapes[si].N, K = shapes[si].K;
+        for (int transB = 0; transB <= 1; transB++) {
+            const int batch = si % 2 ? 3 : 1;
+            const int64_t lda = K + 1, ldb = (transB ? K : N) + 2, ldc = N + 3;
+            const int64_t sA = M * lda + 5, sB = (transB ? N : K) * ldb + 1, sC = M * ldc + 2;
+            float *A = randv(sA * batch, 1), *B = randv(sB * batch, 1), *C0 = randv(sC * batch, 1);
+            float *ref = malloc(sC * batch * sizeof(float)), *y = malloc(sC * batch * sizeof(float));
+            float *y1 = malloc(sC * batch * sizeof(float));
+            const float alphas[2] = {1.0f, 0.3f}, betas[3] = {0.0f, 1.0f, -0.7f};
+            for (int ab = 0; ab < 3; ab++) {
+                const float alpha = alphas[ab % 2], beta = betas[ab];
+                memcpy(ref, C0, sC * batch * sizeof(float));
+                mp_ref_gemm_f32(M, N, K, alpha, A, lda, B, ldb, transB, beta, ref, ldc, batch, sA, sB, sC);
+                for (int level = 1; level <= 2; level++) {
+                    if (mp_cpu_set_level(level) != level) continue;
+                    memcpy(y, C0, sC * batch * sizeof(float));
+                    memcpy(y1, C0, sC * batch * sizeof(float));
+                    mp_gemm_f32(&e->ex3, M, N, K, alpha, A, lda, B, ldb, transB, beta, y, ldc, batch, sA, sB, sC);
+                    mp_gemm_f32(&e->ex1, M, N, K, alpha, A, lda, B, ldb, transB, beta, y1, ldc, batch, sA, sB, sC);
+                    CHECKF(bits_equal(y, ref, sC * batch), "gemm %s M=%lld N=%lld K=%lld transB=%d alpha=%g beta=%g differs from the reference",
+                           mp_cpu_level_name(level), (long long)M, (long long)N, (long long)K, transB, alpha, beta);
+                    CHECKF(bits_equal(y, y1, sC * batch), "gemm %s: thread count changes the result", mp_cpu_level_name(level));
+                }
+                mp_cpu_set_level(-1);
+            }
+            free(A); free(B); free(C0); free(ref); free(y); free(y1);
+        }
+    }
+}
+
 int main(void) {
     test_ref_matmul();
     test_ref_gemm();
+    execs e;
+    execs_init(&e);
+    test_fast_gemm(&e);
+    test_fast_matmul(&e);
+    execs_free(&e);
     return mp_test_result("test_matmul");
 }

@@ -1,0 +1,111 @@
+/* gemm_avx512.c — AVX-512 pieces of the F32 GEMM engine (gemm_engine.c): a 14x32 register-tiled
+ * micro-kernel (28 zmm accumulators, A broadcast from the packed panel, B two zmm per k) and the B
+ * packers (row-major [K][N], and the transposing packers for weight rows [N][K] in F32/F16/BF16).
+ *
+ * Every C element is one fused-multiply-add chain over k in order, starting from the init value, so
+ * results equal the scalar reference (mp_ref_matmul / mp_ref_gemm_f32) bit for bit whatever the tiling,
+ * the number of rows or the thread count. */
+#include "kernels/cpu/gemm_engine.h"
+
+#include <immintrin.h>
+
+#define MR 14
+#define NR 32
+
+static inline __mmask16 lane_mask(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+#define VW 16
+#define V __m512
+#define VMASK __mmask16
+#define vmask lane_mask
+#define V_ZERO() _mm512_setzero_ps()
+#define V_LOAD(p) _mm512_load_ps(p)
+#define V_LOADM(p, m) _mm512_maskz_loadu_ps(m, p)
+#define V_STOREA(p, v) _mm512_store_ps(p, v)
+#define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define V_SET1(x) _mm512_set1_ps(x)
+#define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_UNPACKLO _mm512_unpacklo_ps
+#define V_UNPACKHI _mm512_unpackhi_ps
+#define V_SHUFFLE _mm512_shuffle_ps
+#include "kernels/cpu/gemm_ukernel.inc"
+
+DEFINE_UKERNEL(1)
+DEFINE_UKERNEL(2)
+DEFINE_UKERNEL(3)
+DEFINE_UKERNEL(4)
+DEFINE_UKERNEL(5)
+DEFINE_UKERNEL(6)
+DEFINE_UKERNEL(7)
+DEFINE_UKERNEL(8)
+DEFINE_UKERNEL(9)
+DEFINE_UKERNEL(10)
+DEFINE_UKERNEL(11)
+DEFINE_UKERNEL(12)
+DEFINE_UKERNEL(13)
+DEFINE_UKERNEL(14)
+
+static const uk_fn g_uk[MR + 1] = {NULL, uk_1, uk_2, uk_3, uk_4, uk_5, uk_6, uk_7, uk_8, uk_9, uk_10, uk_11, uk_12, uk_13, uk_14};
+
+/* ---------------------------------------------------------------- B packing (weight rows) */
+
+/* In-register transpose of 16x16 floats: r[i] lane j -> r[j] lane i. */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    transpose_in_lanes(r, t);
+    for (int i = 0; i < 16; i += 8)
+        for (int j = 0; j < 4; j++) {
+            t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+            t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+        r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
+    }
+}
+
+/* Load 16 values of row j of a weight panel starting at element k as F32 (zero when j >= nr or past kl). */
+typedef __m512 (*row_loader)(const uint8_t *row, int64_t k, __mmask16 m);
+
+static __m512 load_f32(const uint8_t *row, int64_t k, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+}
+static __m512 load_f16(const uint8_t *row, int64_t k, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
+}
+static __m512 load_bf16(const uint8_t *row, int64_t k, __mmask16 m) {
+    __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+
+/* Bp[k][j] = W[n0+j][k0+k] for j < nr (zero beyond), k < kc; rows `row_bytes` apart. */
+static void pack_b_rows(row_loader load, const uint8_t *W, size_t row_bytes, int64_t n0, int nr, int64_t k0,
+                        int64_t kc, float *Bp) {
+    for (int half = 0; half < 2; half++) {
+        const int j0 = half * 16;
+        for (int64_t k = 0; k < kc; k += 16) {
+            const int64_t kl = kc - k < 16 ? kc - k : 16;
+            const __mmask16 mk = lane_mask((int)kl);
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = j0 + j < nr ? load(W + (size_t)(n0 + j0 + j) * row_bytes, k0 + k, mk) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int t = 0; t < kl; t++) _mm512_store_ps(Bp + (k + t) * NR + j0, r[t]);
+        }
+    }
+}
+
+static void pack_b_nk(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int nr, int64_t k0, int64_t kc,
+                      float *Bp) {
+    row_loader load = dt == MP_F16 ? load_f16 : dt == MP_BF16 ? load_bf16 : load_f32;
+    pack_b_rows(load, W, row_bytes, n0, nr, k0, kc, Bp);
+}
+
+static const mp_gemm_kernels g_kernels = {
+    .mr = MR, .nr = NR, .ukernel = ukernel, .pack_b_kn = pack_b_kn, .pack_b_nk = pack_b_nk,
+};
+
+const mp_gemm_kernels *mp_gemm_kernels_avx512(void) { return &g_kernels; }
