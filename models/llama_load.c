@@ -9,29 +9,26 @@
 #include "llm/llama.h"
 
 #include "models/gguf.h"
+#include "models/hfjson.h"
+#include "models/llama2c.h"
 #include "models/mmap.h"
+#include "models/weights.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 /* ---------------------------------------------------------------- ownership */
 
 typedef struct load_owner {
-    mp_mmap map;
-    mp_gguf *gguf;
+    mp_weights *w;
     void **host;
     int n_host, cap_host;
     void **dev;
     int n_dev, cap_dev;
-    mp_tensor *views; /* tensor views made by the llama2.c reader */
-    char *names;
 } load_owner;
 
 static void owner_free(void *p, mp_exec *ex) {
@@ -41,10 +38,7 @@ static void owner_free(void *p, mp_exec *ex) {
     for (int i = 0; i < o->n_dev; i++) mp_backend_free(ex, o->dev[i]);
     free(o->host);
     free(o->dev);
-    mp_mmap_close(&o->map);
-    if (o->gguf) mp_gguf_free(o->gguf);
-    free(o->views);
-    free(o->names);
+    if (o->w) mp_weights_free(o->w);
     free(o);
 }
 
@@ -273,114 +267,29 @@ static int load_tensors(mp_llama *m, loader *L) {
 
 /* ---------------------------------------------------------------- llama2.c checkpoints */
 
-/* Legacy llama2.c export (run.c): 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size
- * (negative: separate classifier), seq_len), then F32 tensors: token embedding, rms_att, wq, wk, wv, wo,
- * rms_ffn, w1, w2, w3, rms_final, freq_cis_real, freq_cis_imag, [wcls]. */
-typedef struct l2c_ctx {
-    mp_tensor *views;
-    int n;
-} l2c_ctx;
+static const mp_tensor *weights_find(void *p, const char *name) { return mp_weights_get(p, name); }
 
-static const mp_tensor *l2c_find(void *p, const char *name) {
-    l2c_ctx *c = p;
-    for (int i = 0; i < c->n; i++)
-        if (!strcmp(c->views[i].name, name)) return &c->views[i];
-    return NULL;
-}
-
-static int load_llama2c(mp_llama *m, const char *path, mp_exec *ex, load_owner *own, mp_error *err) {
-    if (mp_mmap_open(&own->map, path, err) < 0) return -1;
-    const uint8_t *base = own->map.data;
-    const size_t size = own->map.size;
-    if (size < 28) return mp_errf(err, "%s: too short for a llama2.c checkpoint (%zu bytes)", path, size);
-    int32_t h[7];
-    memcpy(h, base, sizeof h);
-    if (h[0] == 0x616b3432) /* "ak42": the versioned export */
-        return mp_errf(err, "%s: versioned llama2.c export (magic ak42) is not supported; use the legacy export", path);
-    mp_llama_config *c = &m->cfg;
+static int config_llama2c(mp_llama_config *c, const mp_llama2c_config *h, const char *path, mp_error *err) {
     memset(c, 0, sizeof *c);
     c->arch = MP_LLM_LLAMA;
-    c->n_embd = h[0];
-    c->n_ff = h[1];
-    c->n_layer = h[2];
-    c->n_head = h[3];
-    c->n_kv_head = h[4];
-    c->n_vocab = h[5] < 0 ? -h[5] : h[5];
-    c->tie_embeddings = h[5] > 0;
-    c->n_ctx_train = h[6];
-    c->norm_eps = 1e-5f;
-    c->rope_theta = 10000.0f;
-    c->rope_mode = MP_ROPE_NORMAL;
+    c->n_embd = h->dim;
+    c->n_ff = h->hidden_dim;
+    c->n_layer = h->n_layers;
+    c->n_head = h->n_heads;
+    c->n_kv_head = h->n_kv_heads;
+    c->n_vocab = h->vocab_size;
+    c->tie_embeddings = h->shared_classifier;
+    c->n_ctx_train = h->seq_len;
+    c->norm_eps = h->rms_norm_eps > 0 ? h->rms_norm_eps : 1e-5f;
+    c->rope_theta = h->rope_theta > 0 ? h->rope_theta : 10000.0f;
+    c->rope_mode = MP_ROPE_NORMAL; /* run.c rotates consecutive pairs */
     c->bos_id = 1;
     c->eos_ids[0] = 2;
     c->n_eos = 1;
-    if (h[0] <= 0 || h[1] <= 0 || h[2] <= 0 || h[3] <= 0 || h[4] <= 0 || h[5] == 0 || h[6] <= 0 || h[0] > 65536 ||
-        h[1] > 1 << 20 || h[2] > 4096 || h[3] > 4096 || h[6] > 1 << 24 || h[5] == INT32_MIN)
-        return mp_errf(err, "%s: not a llama2.c checkpoint (header %d %d %d %d %d %d %d)", path, h[0], h[1], h[2], h[3],
-                       h[4], h[5], h[6]);
-    if (mp_llama_config_check(c, path, err) < 0) return -1;
-    const int64_t D = c->n_embd, F = c->n_ff, Lr = c->n_layer, V = c->n_vocab, hs = c->head_dim;
-    const int64_t kvd = (int64_t)c->n_kv_head * hs, S = c->n_ctx_train;
-    /* sizes in floats, in file order */
-    int64_t need_f = V * D + Lr * D + Lr * D * D + 2 * Lr * D * kvd + Lr * D * D + Lr * D + 3 * Lr * D * F + D +
-                     S * hs / 2 * 2 + (c->tie_embeddings ? 0 : V * D);
-    if ((uint64_t)need_f * 4 + 28 != size)
-        return mp_errf(err, "%s: size %zu does not match the header (expected %lld bytes for dim %d, layers %d, vocab %d)",
-                       path, size, (long long)need_f * 4 + 28, c->n_embd, c->n_layer, c->n_vocab);
-    const int n_views = 2 + (int)Lr * 9 + 2;
-    own->views = calloc((size_t)n_views, sizeof(mp_tensor));
-    own->names = malloc((size_t)n_views * 40);
-    if (!own->views || !own->names) return mp_errf(err, "%s: out of memory", path);
-    l2c_ctx lc = {own->views, 0};
-    const float *p = (const float *)(base + 28);
-#define VIEW(nm_fmt, lidx, d0, d1, ptr)                                                              \
-    do {                                                                                             \
-        mp_tensor *t = &own->views[lc.n];                                                            \
-        char *s = own->names + (size_t)lc.n * 40;                                                    \
-        snprintf(s, 40, nm_fmt, lidx);                                                               \
-        int64_t ne_[2] = {d0, d1};                                                                   \
-        mp_tensor_init(t, MP_F32, (d1) > 1 ? 2 : 1, ne_, (void *)(ptr));                             \
-        t->name = s;                                                                                 \
-        lc.n++;                                                                                      \
-    } while (0)
-    VIEW("token_embd.weight%.0d", 0, D, V, p);
-    const float *emb = p;
-    p += V * D;
-    const float *rms_att = p; p += Lr * D;
-    const float *wq = p; p += Lr * D * D;
-    const float *wk = p; p += Lr * D * kvd;
-    const float *wv = p; p += Lr * D * kvd;
-    const float *wo = p; p += Lr * D * D;
-    const float *rms_ffn = p; p += Lr * D;
-    const float *w1 = p; p += Lr * D * F;
-    const float *w2 = p; p += Lr * F * D;
-    const float *w3 = p; p += Lr * D * F;
-    const float *rms_final = p; p += D;
-    p += S * hs / 2 * 2; /* legacy freq_cis tables: RoPE is computed */
-    const float *wcls = c->tie_embeddings ? emb : p;
-    for (int l = 0; l < (int)Lr; l++) {
-        VIEW("blk.%d.attn_norm.weight", l, D, 1, rms_att + l * D);
-        VIEW("blk.%d.attn_q.weight", l, D, D, wq + l * D * D);
-        VIEW("blk.%d.attn_k.weight", l, D, kvd, wk + l * D * kvd);
-        VIEW("blk.%d.attn_v.weight", l, D, kvd, wv + l * D * kvd);
-        VIEW("blk.%d.attn_output.weight", l, D, D, wo + l * D * D);
-        VIEW("blk.%d.ffn_norm.weight", l, D, 1, rms_ffn + l * D);
-        VIEW("blk.%d.ffn_gate.weight", l, D, F, w1 + l * D * F);
-        VIEW("blk.%d.ffn_down.weight", l, F, D, w2 + l * F * D);
-        VIEW("blk.%d.ffn_up.weight", l, D, F, w3 + l * D * F);
-    }
-    VIEW("output_norm.weight%.0d", 0, D, 1, rms_final);
-    if (!c->tie_embeddings) VIEW("output.weight%.0d", 0, D, V, wcls);
-#undef VIEW
-    if (c->n_head * hs != D) return mp_errf(err, "%s: %d heads do not divide dim %d", path, c->n_head, c->n_embd);
-    tsrc src = {path, l2c_find, &lc};
-    loader L = {&src, own, ex, err};
-    return load_tensors(m, &L);
+    return mp_llama_config_check(c, path, err);
 }
 
 /* ---------------------------------------------------------------- GGUF */
-
-static const mp_tensor *gguf_find(void *p, const char *name) { return mp_gguf_find_tensor(p, name); }
 
 static int gguf_u32(const mp_gguf *g, const char *suffix, uint32_t def, int required, int *out, mp_error *err) {
     char key[160];
@@ -402,12 +311,9 @@ static int gguf_f32(const mp_gguf *g, const char *suffix, float def, float *out,
     return mp_gguf_get_f32_or(g, key, def, out, err);
 }
 
-static int load_gguf(mp_llama *m, const char *path, mp_exec *ex, load_owner *own, mp_error *err) {
-    if (mp_gguf_open(&own->gguf, path, err) < 0) return -1;
-    const mp_gguf *g = own->gguf;
+static int config_gguf(mp_llama_config *c, const mp_gguf *g, const char *path, mp_error *err) {
     const char *arch = NULL;
     if (mp_gguf_get_str(g, "general.architecture", &arch, err) < 0) return -1;
-    mp_llama_config *c = &m->cfg;
     memset(c, 0, sizeof *c);
     if (!strcmp(arch, "llama")) {
         c->arch = MP_LLM_LLAMA;
@@ -478,18 +384,164 @@ static int load_gguf(mp_llama *m, const char *path, mp_exec *ex, load_owner *own
     c->bos_id = bos;
     if (eos >= 0) c->eos_ids[c->n_eos++] = eos;
     if (eot >= 0 && eot != eos) c->eos_ids[c->n_eos++] = eot;
-    if (mp_llama_config_check(c, path, err) < 0) return -1;
-    tsrc src = {path, gguf_find, own->gguf};
-    loader L = {&src, own, ex, err};
-    return load_tensors(m, &L);
+    return mp_llama_config_check(c, path, err);
+}
+
+/* ---------------------------------------------------------------- HF folders */
+
+/* HF checkpoints name the decoder's tensors under one of these prefixes (plain causal LMs, then the
+ * language model inside SmolVLM/Idefics3, Qwen2-VL and Llava-style checkpoints). */
+static const char *const hf_prefixes[] = {"model.", "model.text_model.", "model.language_model.",
+                                          "language_model.model.", "text_model.", ""};
+static const char *const hf_heads[] = {"lm_head.weight", "language_model.lm_head.weight", "model.lm_head.weight"};
+
+typedef struct hf_ctx {
+    const mp_weights *w;
+    const char *prefix;
+} hf_ctx;
+
+/* llama.cpp name -> HF name */
+static const mp_tensor *hf_find(void *p, const char *name) {
+    const hf_ctx *h = p;
+    static const char *const map[][2] = {
+        {"attn_norm.weight", "input_layernorm.weight"},
+        {"attn_q.weight", "self_attn.q_proj.weight"},
+        {"attn_k.weight", "self_attn.k_proj.weight"},
+        {"attn_v.weight", "self_attn.v_proj.weight"},
+        {"attn_output.weight", "self_attn.o_proj.weight"},
+        {"attn_q.bias", "self_attn.q_proj.bias"},
+        {"attn_k.bias", "self_attn.k_proj.bias"},
+        {"attn_v.bias", "self_attn.v_proj.bias"},
+        {"attn_output.bias", "self_attn.o_proj.bias"},
+        {"ffn_norm.weight", "post_attention_layernorm.weight"},
+        {"ffn_gate.weight", "mlp.gate_proj.weight"},
+        {"ffn_up.weight", "mlp.up_proj.weight"},
+        {"ffn_down.weight", "mlp.down_proj.weight"},
+    };
+    char hn[256];
+    int layer, off = 0;
+    if (sscanf(name, "blk.%d.%n", &layer, &off) == 1 && off > 0) {
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (!strcmp(name + off, map[i][0])) {
+                snprintf(hn, sizeof hn, "%slayers.%d.%s", h->prefix, layer, map[i][1]);
+                return mp_weights_get(h->w, hn);
+            }
+        return NULL;
+    }
+    if (!strcmp(name, "token_embd.weight")) {
+        snprintf(hn, sizeof hn, "%sembed_tokens.weight", h->prefix);
+        return mp_weights_get(h->w, hn);
+    }
+    if (!strcmp(name, "output_norm.weight")) {
+        snprintf(hn, sizeof hn, "%snorm.weight", h->prefix);
+        return mp_weights_get(h->w, hn);
+    }
+    if (!strcmp(name, "output.weight")) {
+        for (size_t i = 0; i < sizeof hf_heads / sizeof hf_heads[0]; i++) {
+            const mp_tensor *t = mp_weights_get(h->w, hf_heads[i]);
+            if (t) return t;
+        }
+    }
+    return NULL;
+}
+
+static int config_hf(mp_llama_config *c, const mp_hf_config *hc, const char *path, mp_error *err) {
+    const mp_json *t = &hc->text;
+    memset(c, 0, sizeof *c);
+    const char *mt = NULL;
+    if (mp_json_str_or(t, "model_type", "", &mt, err) < 0) return -1;
+    if (!strcmp(mt, "llama") || !strcmp(mt, "vllama3")) {
+        c->arch = MP_LLM_LLAMA;
+    } else if (!strcmp(mt, "qwen2") || !strcmp(mt, "qwen2_vl") || !strcmp(mt, "qwen2_5_vl")) {
+        c->arch = MP_LLM_QWEN2; /* for text, M-RoPE with equal position streams is plain RoPE */
+    } else if (!strcmp(mt, "granite")) {
+        c->arch = MP_LLM_GRANITE;
+    } else {
+        return mp_errf(err, "%s: unknown architecture '%s' (supported: llama, qwen2, granite)", path, mt);
+    }
+    c->rope_mode = MP_ROPE_NEOX; /* HF keeps q/k in rotate-half order */
+    int64_t v[12];
+    static const char *const keys[] = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                                       "vocab_size"};
+    for (int i = 0; i < 5; i++) {
+        if (mp_json_get_int(t, keys[i], &v[i], err) < 0) return -1;
+        if (v[i] <= 0 || v[i] > (1 << 24)) return mp_errf(err, "%s: %s = %lld is out of range", path, keys[i], (long long)v[i]);
+    }
+    int64_t kvh, hd, ctx;
+    double eps, theta;
+    int tie, bias;
+    if (mp_json_int_or(t, "num_key_value_heads", v[3], &kvh, err) < 0 || mp_json_int_or(t, "head_dim", 0, &hd, err) < 0 ||
+        mp_json_int_or(t, "max_position_embeddings", 2048, &ctx, err) < 0 ||
+        mp_json_f64_or(t, "rms_norm_eps", 1e-6, &eps, err) < 0 || mp_json_f64_or(t, "rope_theta", 10000.0, &theta, err) < 0 ||
+        mp_json_bool_or(t, "tie_word_embeddings", -1, &tie, err) < 0 ||
+        mp_json_bool_or(t, "attention_bias", c->arch == MP_LLM_QWEN2, &bias, err) < 0)
+        return -1;
+    if (tie < 0 && mp_json_bool_or(&hc->config, "tie_word_embeddings", 0, &tie, err) < 0) return -1;
+    if (kvh <= 0 || kvh > 4096 || hd < 0 || hd > 4096 || ctx <= 0 || ctx > (1LL << 30))
+        return mp_errf(err, "%s: bad num_key_value_heads / head_dim / max_position_embeddings", path);
+    c->n_embd = (int)v[0];
+    c->n_ff = (int)v[1];
+    c->n_layer = (int)v[2];
+    c->n_head = (int)v[3];
+    c->n_vocab = (int)v[4];
+    c->n_kv_head = (int)kvh;
+    c->head_dim = (int)hd;
+    c->n_ctx_train = (int)ctx;
+    c->norm_eps = (float)eps;
+    c->rope_theta = (float)theta;
+    c->tie_embeddings = tie;
+    /* rope scaling */
+    if (mp_json_has(t, "rope_scaling")) {
+        mp_json rs;
+        if (mp_json_sub(t, "rope_scaling", &rs, err) < 0) return -1;
+        const char *kind = NULL;
+        double f = 0, lo = 0, hi = 0, bf = 0, bs = 0, af = 0;
+        int64_t orig = 0;
+        if (mp_json_str_or(&rs, "rope_type", NULL, &kind, err) < 0) return -1;
+        if (!kind && mp_json_str_or(&rs, "type", "default", &kind, err) < 0) return -1;
+        if (mp_json_f64_or(&rs, "factor", 0, &f, err) < 0 || mp_json_f64_or(&rs, "low_freq_factor", 0, &lo, err) < 0 ||
+            mp_json_f64_or(&rs, "high_freq_factor", 0, &hi, err) < 0 || mp_json_f64_or(&rs, "beta_fast", 0, &bf, err) < 0 ||
+            mp_json_f64_or(&rs, "beta_slow", 0, &bs, err) < 0 || mp_json_f64_or(&rs, "attention_factor", 0, &af, err) < 0 ||
+            mp_json_int_or(&rs, "original_max_position_embeddings", 0, &orig, err) < 0)
+            return -1;
+        c->rope_factor = (float)f;
+        c->rope_low_freq_factor = (float)lo;
+        c->rope_high_freq_factor = (float)hi;
+        c->yarn_beta_fast = (float)bf;
+        c->yarn_beta_slow = (float)bs;
+        c->yarn_attn_factor = (float)af;
+        c->rope_orig_ctx = orig > 0 && orig < (1LL << 30) ? (int)orig : 0;
+        if (!strcmp(kind, "linear")) c->rope_scaling = MP_ROPE_SCALING_LINEAR;
+        else if (!strcmp(kind, "llama3")) c->rope_scaling = MP_ROPE_SCALING_LLAMA3;
+        else if (!strcmp(kind, "yarn")) c->rope_scaling = MP_ROPE_SCALING_YARN;
+        else if (strcmp(kind, "default") != 0 && strcmp(kind, "mrope") != 0)
+            return mp_errf(err, "%s: unsupported rope_scaling type '%s'", path, kind);
+    }
+    if (c->arch == MP_LLM_GRANITE) {
+        double em, am, rm, ls;
+        if (mp_json_f64_or(t, "embedding_multiplier", 1, &em, err) < 0 ||
+            mp_json_f64_or(t, "attention_multiplier", 0, &am, err) < 0 ||
+            mp_json_f64_or(t, "residual_multiplier", 1, &rm, err) < 0 || mp_json_f64_or(t, "logits_scaling", 1, &ls, err) < 0)
+            return -1;
+        c->embedding_multiplier = (float)em;
+        c->attention_multiplier = (float)am;
+        c->residual_multiplier = (float)rm;
+        c->logits_scaling = (float)ls;
+    }
+    (void)bias; /* biases are picked up when present */
+    int32_t bos = -1;
+    if (mp_json_i32_or(&hc->generation, "bos_token_id", -1, &bos, err) < 0) return -1;
+    if (bos < 0 && mp_json_i32_or(t, "bos_token_id", -1, &bos, err) < 0) return -1;
+    c->bos_id = bos;
+    int64_t eos[8];
+    int ne = mp_hf_eos_ids(hc, eos, 8, err);
+    if (ne < 0) return -1;
+    for (int i = 0; i < ne; i++)
+        if (eos[i] >= 0 && eos[i] < INT32_MAX) c->eos_ids[c->n_eos++] = (int32_t)eos[i];
+    return mp_llama_config_check(c, path, err);
 }
 
 /* ---------------------------------------------------------------- entry */
-
-static int is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 int mp_llama_load(mp_llama *m, const char *path, mp_exec *ex, mp_error *err) {
     memset(m, 0, sizeof *m);
@@ -498,21 +550,46 @@ int mp_llama_load(mp_llama *m, const char *path, mp_exec *ex, mp_error *err) {
     m->owner = own;
     m->owner_free = owner_free;
     m->backend = ex->backend;
-    int rc;
-    if (is_dir(path)) {
-        rc = mp_errf(err, "%s: HF folders are not supported yet", path);
-    } else {
-        FILE *f = fopen(path, "rb");
-        if (!f) {
-            rc = mp_errf(err, "%s: cannot open: %s", path, strerror(errno));
-        } else {
-            char magic[4] = {0};
-            size_t got = fread(magic, 1, 4, f);
-            fclose(f);
-            if (got == 4 && !memcmp(magic, "GGUF", 4))
-                rc = load_gguf(m, path, ex, own, err);
-            else
-                rc = load_llama2c(m, path, ex, own, err);
+    int rc = mp_weights_open(&own->w, path, err);
+    if (rc == 0) {
+        tsrc src = {path, weights_find, own->w};
+        hf_ctx hc = {own->w, ""};
+        switch (mp_weights_format_of(own->w)) {
+        case MP_WEIGHTS_LLAMA2C:
+            rc = config_llama2c(&m->cfg, mp_weights_llama2c(own->w), path, err);
+            break;
+        case MP_WEIGHTS_GGUF:
+            rc = config_gguf(&m->cfg, mp_weights_gguf(own->w), path, err);
+            break;
+        default: { /* safetensors: config.json in the folder (or beside the file) */
+            char dir[4096];
+            snprintf(dir, sizeof dir, "%s", path);
+            if (!mp_is_dir(dir)) {
+                char *sl = strrchr(dir, '/');
+                if (sl) *sl = 0; else snprintf(dir, sizeof dir, ".");
+            }
+            mp_hf_config cfg;
+            rc = mp_hf_config_load(&cfg, dir, err);
+            if (rc == 0) {
+                rc = config_hf(&m->cfg, &cfg, dir, err);
+                mp_hf_config_free(&cfg);
+            }
+            for (size_t i = 0; rc == 0 && i < sizeof hf_prefixes / sizeof hf_prefixes[0]; i++) {
+                char nm[128];
+                snprintf(nm, sizeof nm, "%sembed_tokens.weight", hf_prefixes[i]);
+                if (mp_weights_get(own->w, nm)) {
+                    hc.prefix = hf_prefixes[i];
+                    break;
+                }
+            }
+            src.find = hf_find;
+            src.ctx = &hc;
+            break;
+        }
+        }
+        if (rc == 0) {
+            loader L = {&src, own, ex, err};
+            rc = load_tensors(m, &L);
         }
     }
     if (rc < 0) mp_llama_free(m, ex);

@@ -423,7 +423,7 @@ int main(void) {
         if (gf) fclose(gf);
         if (ref) {
             check_model(c, path, "gguf", prompt, ref, greedy, &ex);
-            if (getenv("MP_TEST_HF")) check_model(c, dir, "hf", prompt, ref, greedy, &ex);
+            check_model(c, dir, "hf", prompt, ref, greedy, &ex);
         }
         free(ref);
         /* bad files: one clear line each */
