@@ -131,14 +131,11 @@ void mp_llama_free(mp_llama *m, mp_exec *ex);
 
 /* ---------------------------------------------------------------- loading (models/llama_load.c) */
 
-typedef struct mp_llama_load_params {
-    int n_ctx;          /* 0: the model's training context */
-    const char *format; /* NULL = by content: "gguf", "hf", "llama2c" */
-} mp_llama_load_params;
-
 /* path: a GGUF file, an HF folder (config.json + *.safetensors) or a llama2.c .bin checkpoint. On the
  * CPU the weights stay mmap'd; on CUDA they are uploaded. */
 int mp_llama_load(mp_llama *m, const char *path, mp_exec *ex, mp_error *err);
+/* Only the configuration (an HF folder needs just its config.json / generation_config.json). */
+int mp_llama_config_load(mp_llama_config *c, const char *path, mp_error *err);
 
 /* layer building blocks, exposed for tests and for the layers that extend them (LoRA, MoE) */
 void mp_llama_linear_fwd(mp_exec *ex, const mp_llama_linear *lin, float *y, int64_t ldy, const float *x,

@@ -541,7 +541,35 @@ static int config_hf(mp_llama_config *c, const mp_hf_config *hc, const char *pat
     return mp_llama_config_check(c, path, err);
 }
 
+static int hf_config_at(mp_llama_config *c, const char *path, mp_error *err) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    if (!mp_is_dir(dir)) {
+        char *sl = strrchr(dir, '/');
+        if (sl) *sl = 0; else snprintf(dir, sizeof dir, ".");
+    }
+    mp_hf_config cfg;
+    if (mp_hf_config_load(&cfg, dir, err) < 0) return -1;
+    int rc = config_hf(c, &cfg, dir, err);
+    mp_hf_config_free(&cfg);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- entry */
+
+int mp_llama_config_load(mp_llama_config *c, const char *path, mp_error *err) {
+    if (mp_is_dir(path)) return hf_config_at(c, path, err);
+    mp_weights *w = NULL;
+    if (mp_weights_open(&w, path, err) < 0) return -1;
+    int rc;
+    switch (mp_weights_format_of(w)) {
+    case MP_WEIGHTS_LLAMA2C: rc = config_llama2c(c, mp_weights_llama2c(w), path, err); break;
+    case MP_WEIGHTS_GGUF: rc = config_gguf(c, mp_weights_gguf(w), path, err); break;
+    default: rc = hf_config_at(c, path, err); break;
+    }
+    mp_weights_free(w);
+    return rc;
+}
 
 int mp_llama_load(mp_llama *m, const char *path, mp_exec *ex, mp_error *err) {
     memset(m, 0, sizeof *m);
@@ -561,19 +589,8 @@ int mp_llama_load(mp_llama *m, const char *path, mp_exec *ex, mp_error *err) {
         case MP_WEIGHTS_GGUF:
             rc = config_gguf(&m->cfg, mp_weights_gguf(own->w), path, err);
             break;
-        default: { /* safetensors: config.json in the folder (or beside the file) */
-            char dir[4096];
-            snprintf(dir, sizeof dir, "%s", path);
-            if (!mp_is_dir(dir)) {
-                char *sl = strrchr(dir, '/');
-                if (sl) *sl = 0; else snprintf(dir, sizeof dir, ".");
-            }
-            mp_hf_config cfg;
-            rc = mp_hf_config_load(&cfg, dir, err);
-            if (rc == 0) {
-                rc = config_hf(&m->cfg, &cfg, dir, err);
-                mp_hf_config_free(&cfg);
-            }
+        default: /* safetensors: config.json in the folder (or beside the file) */
+            rc = hf_config_at(&m->cfg, path, err);
             for (size_t i = 0; rc == 0 && i < sizeof hf_prefixes / sizeof hf_prefixes[0]; i++) {
                 char nm[128];
                 snprintf(nm, sizeof nm, "%sembed_tokens.weight", hf_prefixes[i]);
@@ -585,7 +602,6 @@ int mp_llama_load(mp_llama *m, const char *path, mp_exec *ex, mp_error *err) {
             src.find = hf_find;
             src.ctx = &hc;
             break;
-        }
         }
         if (rc == 0) {
             loader L = {&src, own, ex, err};
