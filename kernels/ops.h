@@ -114,15 +114,23 @@ typedef struct mp_attn_params {
     int64_t causal_offset;    /* = n_kv - n_q for a prefill continuing a cache */
     const float *mask;        /* optional additive mask [n_q][n_kv], row stride mask_stride */
     int64_t mask_stride;
+    /* Paged K/V (optional; CPU): key j is row kv_block_table[j / kv_block_size] * kv_block_size
+     * + j % kv_block_size of k and v (rows k_stride / v_stride floats apart). NULL: row j. */
+    const int32_t *kv_block_table;
+    int kv_block_size;
 } mp_attn_params;
 
 /* out[i][h] = softmax(scale * q[i][h] · k[:, h/g]^T + mask) · v[:, h/g], tiled with an online softmax so
  * no [n_q][n_kv] matrix is materialized beyond a tile. q[i][h] is at q + i*q_stride + h*head_dim (k, v,
- * out alike with kv head h/g). out must not overlap q, k or v. A query that sees no key gets zeros. */
+ * out alike with kv head h/g). out must not overlap q, k or v. A query that sees no key gets zeros.
+ * CPU: the SIMD path takes 4*(64*head_dim + 2200) bytes of ex->scratch per thread (else it runs the
+ * scalar reference). */
 void mp_attention(mp_exec *ex, float *out, const float *q, const float *k, const float *v,
                   const mp_attn_params *p);
 
 /* ---------------------------------------------------------------- convolutions (channels-first) */
+/* CPU: conv1d/2d/3d run as im2col + mp_gemm_f32 in column chunks in ex->scratch (F16/BF16 weights are
+ * first widened there too); with too little scratch they run direct loops (slow). */
 
 /* x [C_in][L_in] -> y [C_out][L_out], w->ne = {K, C_in, C_out} (any float dtype), bias [C_out] or NULL.
  * L_out = (L_in + 2*pad - K) / stride + 1. Batched over `batch` (x, y contiguous per item). */

@@ -23,7 +23,8 @@ static void ref_attn_row(float *o, const float *qi, const float *k, const float 
     float m = -INFINITY, l = 0.0f;
     for (int c = 0; c < d; c++) o[c] = 0.0f;
     for (int64_t j = 0; j < lim; j++) {
-        const float *kj = k + j * p->k_stride, *vj = v + j * p->v_stride;
+        int64_t row = mp_attn_kv_row(p, j);
+        const float *kj = k + row * p->k_stride, *vj = v + row * p->v_stride;
         float s = 0.0f;
         for (int c = 0; c < d; c++) s += qi[c] * kj[c];
         s *= p->scale;
@@ -53,7 +54,7 @@ static void ref_attn_item(float *out, const float *q, const float *k, const floa
 
 static int attn_valid(const mp_attn_params *p) {
     return p->n_q > 0 && p->n_head > 0 && p->n_kv_head > 0 && p->n_head % p->n_kv_head == 0 && p->head_dim > 0 &&
-           p->n_kv >= 0;
+           p->n_kv >= 0 && (!p->kv_block_table || p->kv_block_size > 0);
 }
 
 void mp_ref_attention(float *out, const float *q, const float *k, const float *v, const mp_attn_params *p) {

@@ -57,6 +57,12 @@ MP_DECL_SIMD(void, mp_k_rope_tok, (float *x, int n_head, int head_dim, int npair
 /* Depthwise conv1d of one channel, stride 1: y[o] = bias + sum_k w[k] x[o + k - pad], zero padding. */
 MP_DECL_SIMD(void, mp_k_dwconv_row, (float *y, const float *x, const float *w, int K, int64_t l_in, int64_t l_out,
                                      int pad, float bias))
+/* Row of key j in k / v (paged K/V, see mp_attn_params) */
+static inline int64_t mp_attn_kv_row(const mp_attn_params *p, int64_t j) {
+    if (!p->kv_block_table) return j;
+    return (int64_t)p->kv_block_table[j / p->kv_block_size] * p->kv_block_size + j % p->kv_block_size;
+}
+
 /* Attention tile (attention_simd.inc): kv head kvh, query rows [r0, r0 + nr) with nr * G <= MP_ATTN_MT,
  * small = score by dot products (decode) instead of via Q^T. scratch: MP_ATTN_SCRATCH(head_dim) floats,
  * 64-byte aligned. */
