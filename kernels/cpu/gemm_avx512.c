@@ -53,15 +53,15 @@ static const uk_fn g_uk[MR + 1] = {NULL, uk_1, uk_2, uk_3, uk_4, uk_5, uk_6, uk_
 /* ---------------------------------------------------------------- B packing (weight rows) */
 
 /* In-register transpose of 16x16 floats: r[i] lane j -> r[j] lane i. */
-static inline void transpose16(__m512 r[16]) {
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
     __m512 t[16];
     transpose_in_lanes(r, t);
-    for (int i = 0; i < 16; i += 8)
-        for (int j = 0; j < 4; j++) {
+    _Pragma("GCC unroll 16") for (int i = 0; i < 16; i += 8)
+        _Pragma("GCC unroll 16") for (int j = 0; j < 4; j++) {
             t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
             t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xDD);
         }
-    for (int j = 0; j < 8; j++) {
+    _Pragma("GCC unroll 16") for (int j = 0; j < 8; j++) {
         r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
         r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
     }
@@ -70,19 +70,19 @@ static inline void transpose16(__m512 r[16]) {
 /* Load 16 values of row j of a weight panel starting at element k as F32 (zero when j >= nr or past kl). */
 typedef __m512 (*row_loader)(const uint8_t *row, int64_t k, __mmask16 m);
 
-static __m512 load_f32(const uint8_t *row, int64_t k, __mmask16 m) {
+static inline __m512 load_f32(const uint8_t *row, int64_t k, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, (const float *)row + k);
 }
-static __m512 load_f16(const uint8_t *row, int64_t k, __mmask16 m) {
+static inline __m512 load_f16(const uint8_t *row, int64_t k, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
 }
-static __m512 load_bf16(const uint8_t *row, int64_t k, __mmask16 m) {
+static inline __m512 load_bf16(const uint8_t *row, int64_t k, __mmask16 m) {
     __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k));
     return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
 
 /* Bp[k][j] = W[n0+j][k0+k] for j < nr (zero beyond), k < kc; rows `row_bytes` apart. */
-static void pack_b_rows(row_loader load, const uint8_t *W, size_t row_bytes, int64_t n0, int nr, int64_t k0,
+static inline __attribute__((always_inline)) void pack_b_rows(row_loader load, const uint8_t *W, size_t row_bytes, int64_t n0, int nr, int64_t k0,
                         int64_t kc, float *Bp) {
     for (int half = 0; half < 2; half++) {
         const int j0 = half * 16;
@@ -90,22 +90,80 @@ static void pack_b_rows(row_loader load, const uint8_t *W, size_t row_bytes, int
             const int64_t kl = kc - k < 16 ? kc - k : 16;
             const __mmask16 mk = lane_mask((int)kl);
             __m512 r[16];
-            for (int j = 0; j < 16; j++)
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
                 r[j] = j0 + j < nr ? load(W + (size_t)(n0 + j0 + j) * row_bytes, k0 + k, mk) : _mm512_setzero_ps();
             transpose16(r);
-            for (int t = 0; t < kl; t++) _mm512_store_ps(Bp + (k + t) * NR + j0, r[t]);
+            if (kl == 16) {
+                _Pragma("GCC unroll 16") for (int t = 0; t < 16; t++) _mm512_store_ps(Bp + (k + t) * NR + j0, r[t]);
+            } else {
+                for (int t = 0; t < kl; t++) _mm512_store_ps(Bp + (k + t) * NR + j0, r[t]);
+            }
         }
     }
 }
 
 static void pack_b_nk(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int nr, int64_t k0, int64_t kc,
                       float *Bp) {
-    row_loader load = dt == MP_F16 ? load_f16 : dt == MP_BF16 ? load_bf16 : load_f32;
-    pack_b_rows(load, W, row_bytes, n0, nr, k0, kc, Bp);
+    if (dt == MP_F16) pack_b_rows(load_f16, W, row_bytes, n0, nr, k0, kc, Bp);
+    else if (dt == MP_BF16) pack_b_rows(load_bf16, W, row_bytes, n0, nr, k0, kc, Bp);
+    else pack_b_rows(load_f32, W, row_bytes, n0, nr, k0, kc, Bp);
+}
+
+#define GEMV_MAX_M 4
+
+/* Y[m][n0 .. n0+nr) for m < M (nr <= 64): 4 groups of 16 weight rows; each 16 rows x 16 k are transposed
+ * in registers, then one FMA per k and row of X (the chain of the micro-kernel, so the results are
+ * identical). The 4 groups are 4 independent FMA chains. */
+static inline __attribute__((always_inline)) void gemv_impl(row_loader load, const void *W, size_t row_bytes,
+                                                            int64_t n0, int nr, int64_t K, const float *X, int64_t ldx,
+                                                            int64_t M, float *Y, int64_t ldy, const float *bias) {
+    const int ng = (nr + 15) / 16;
+    const uint8_t *rows[4][16];
+    __m512 acc[4][GEMV_MAX_M];
+    for (int g = 0; g < ng; g++) {
+        const int gr = nr - 16 * g < 16 ? nr - 16 * g : 16;
+        for (int r = 0; r < 16; r++) rows[g][r] = (const uint8_t *)W + (size_t)(n0 + 16 * g + (r < gr ? r : 0)) * row_bytes;
+        const __m512 init = bias ? _mm512_maskz_loadu_ps(lane_mask(gr), bias + n0 + 16 * g) : _mm512_setzero_ps();
+        for (int64_t m = 0; m < M; m++) acc[g][m] = init;
+    }
+    for (int64_t k = 0; k < K; k += 16) {
+        const int kl = (int)(K - k < 16 ? K - k : 16);
+        const __mmask16 mk = lane_mask(kl);
+        for (int g = 0; g < ng; g++) {
+            __m512 r[16];
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) r[j] = load(rows[g][j], k, mk);
+            transpose16(r);
+            if (M == 1 && kl == 16) {
+                __m512 a = acc[g][0];
+                _Pragma("GCC unroll 16") for (int t = 0; t < 16; t++) a = _mm512_fmadd_ps(_mm512_set1_ps(X[k + t]), r[t], a);
+                acc[g][0] = a;
+            } else if (kl == 16) {
+                _Pragma("GCC unroll 16") for (int t = 0; t < 16; t++)
+                    for (int64_t m = 0; m < M; m++)
+                        acc[g][m] = _mm512_fmadd_ps(_mm512_set1_ps(X[m * ldx + k + t]), r[t], acc[g][m]);
+            } else {
+                for (int t = 0; t < kl; t++)
+                    for (int64_t m = 0; m < M; m++)
+                        acc[g][m] = _mm512_fmadd_ps(_mm512_set1_ps(X[m * ldx + k + t]), r[t], acc[g][m]);
+            }
+        }
+    }
+    for (int g = 0; g < ng; g++) {
+        const __mmask16 mask = lane_mask(nr - 16 * g);
+        for (int64_t m = 0; m < M; m++) _mm512_mask_storeu_ps(Y + m * ldy + n0 + 16 * g, mask, acc[g][m]);
+    }
+}
+
+static void gemv(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int nr, int64_t K, const float *X,
+                 int64_t ldx, int64_t M, float *Y, int64_t ldy, const float *bias) {
+    if (dt == MP_F16) gemv_impl(load_f16, W, row_bytes, n0, nr, K, X, ldx, M, Y, ldy, bias);
+    else if (dt == MP_BF16) gemv_impl(load_bf16, W, row_bytes, n0, nr, K, X, ldx, M, Y, ldy, bias);
+    else gemv_impl(load_f32, W, row_bytes, n0, nr, K, X, ldx, M, Y, ldy, bias);
 }
 
 static const mp_gemm_kernels g_kernels = {
     .mr = MR, .nr = NR, .ukernel = ukernel, .pack_b_kn = pack_b_kn, .pack_b_nk = pack_b_nk,
+    .nr_gemv = 64, .gemv_max_m = GEMV_MAX_M, .gemv = gemv,
 };
 
 const mp_gemm_kernels *mp_gemm_kernels_avx512(void) { return &g_kernels; }

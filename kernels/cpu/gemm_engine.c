@@ -172,3 +172,35 @@ void mp_gemm_engine_run(mp_exec *ex, const mp_gemm_kernels *kern, const mp_gemm_
     mp_parallel_n(tp, nth, engine_task, &j);
     if (ex) mp_arena_reset(&ex->scratch, mark);
 }
+
+/* ---------------------------------------------------------------- small M */
+
+typedef struct {
+    const mp_gemm_kernels *kern;
+    mp_dtype dt;
+    const void *W;
+    size_t row_bytes;
+    int64_t N, K, ldx, M, ldy;
+    const float *X, *bias;
+    float *Y;
+} gemv_job;
+
+static void gemv_task(void *arg, int ith, int nth) {
+    const gemv_job *j = arg;
+    const int G = j->kern->nr_gemv;
+    int64_t lo, hi;
+    mp_split_range((j->N + G - 1) / G, ith, nth, &lo, &hi);
+    for (int64_t g = lo; g < hi; g++) {
+        const int64_t n0 = g * G;
+        const int nr = (int)(j->N - n0 < G ? j->N - n0 : G);
+        j->kern->gemv(j->dt, j->W, j->row_bytes, n0, nr, j->K, j->X, j->ldx, j->M, j->Y, j->ldy, j->bias);
+    }
+}
+
+void mp_gemv_run(mp_exec *ex, const mp_gemm_kernels *kern, mp_dtype dt, const void *W, size_t row_bytes, int64_t N,
+                 int64_t K, const float *X, int64_t ldx, int64_t M, float *Y, int64_t ldy, const float *bias) {
+    gemv_job j = {kern, dt, W, row_bytes, N, K, ldx, M, ldy, X, bias, Y};
+    mp_threadpool *tp = ex ? ex->tp : NULL;
+    const double work = (double)M * (double)N * (double)K;
+    mp_parallel_n(tp, work < 1e5 ? 1 : mp_threadpool_size(tp), gemv_task, &j);
+}

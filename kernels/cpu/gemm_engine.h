@@ -20,6 +20,11 @@ typedef struct mp_gemm_kernels {
     /* Bp[k][j] = W[n0+j][k0+k], W rows of dtype dt (F32, F16 or BF16), row_bytes apart */
     void (*pack_b_nk)(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int nr, int64_t k0, int64_t kc,
                       float *Bp);
+    /* Small-M matmul straight from weight rows (F32/F16/BF16): Y[m][n0 .. n0+nr) for m < M (M <= gemv_max_m,
+     * nr <= nr_gemv), transposing the rows in registers; same FMA chain as the micro-kernel. */
+    int nr_gemv, gemv_max_m;
+    void (*gemv)(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int nr, int64_t K, const float *X,
+                 int64_t ldx, int64_t M, float *Y, int64_t ldy, const float *bias);
 } mp_gemm_kernels;
 
 const mp_gemm_kernels *mp_gemm_kernels_avx2(void);
@@ -49,6 +54,9 @@ typedef struct mp_gemm_problem {
 
 /* Runs the problem on ex->tp with scratch from ex->scratch (or small stack tiles when it has none). */
 void mp_gemm_engine_run(mp_exec *ex, const mp_gemm_kernels *kern, const mp_gemm_problem *p);
+/* The small-M path over all columns of a weight matrix, threaded over groups of kern->nr_gemv rows. */
+void mp_gemv_run(mp_exec *ex, const mp_gemm_kernels *kern, mp_dtype dt, const void *W, size_t row_bytes, int64_t N,
+                 int64_t K, const float *X, int64_t ldx, int64_t M, float *Y, int64_t ldy, const float *bias);
 /* Scratch bytes the engine would like for a problem of this size on n_threads threads. */
 size_t mp_gemm_engine_scratch(int64_t M, int64_t N, int n_threads, int needs_dequant);
 

@@ -1,6 +1,7 @@
 /* matmul_fast.c — picks the SIMD path of matmul / GEMM / dequantize for a CPU level. */
 #include "kernels/cpu/gemm_engine.h"
 #include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/matmul_q.h"
 #include "kernels/cpu/quant_impl.h"
 
 static const mp_gemm_kernels *gemm_kernels(int level) {
@@ -9,12 +10,21 @@ static const mp_gemm_kernels *gemm_kernels(int level) {
 
 int mp_matmul_fast(mp_exec *ex, int level, float *Y, int64_t ldy, const float *X, int64_t ldx, const mp_tensor *W,
                    const float *bias, int64_t M) {
+    if (mp_q8_act_block(W->dtype)) {
+        mp_q8_kernel kern = level >= 2 ? mp_q8_kernel_avx512(W->dtype) : mp_q8_kernel_avx2(W->dtype);
+        if (mp_q8_matmul_run(ex, kern, Y, ldy, X, ldx, W, bias, M)) return 1;
+    }
+    const mp_gemm_kernels *kern = gemm_kernels(level);
+    if ((W->dtype == MP_F32 || W->dtype == MP_F16 || W->dtype == MP_BF16) && M <= kern->gemv_max_m) {
+        mp_gemv_run(ex, kern, W->dtype, W->data, W->nb[1], W->ne[1], W->ne[0], X, ldx, M, Y, ldy, bias);
+        return 1;
+    }
     mp_gemm_problem p = {
         .M = M, .N = W->ne[1], .K = W->ne[0], .A = X, .lda = ldx, .alpha = 1.0f,
         .b_kind = MP_GEMM_B_NK, .B = W->data, .b_dt = W->dtype, .b_row_bytes = W->nb[1],
         .C = Y, .ldc = ldy, .init = bias ? MP_GEMM_INIT_BIAS : MP_GEMM_INIT_ZERO, .bias = bias, .batch = 1,
     };
-    mp_gemm_engine_run(ex, gemm_kernels(level), &p);
+    mp_gemm_engine_run(ex, kern, &p);
     return 1;
 }
 

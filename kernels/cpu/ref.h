@@ -60,6 +60,11 @@ int64_t mp_ref_quantize_row(mp_dtype dt, const float *src, void *dst, int64_t n)
  * (unknown dtype, K not a multiple of the block size) give NaN outputs. */
 void mp_ref_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, const mp_tensor *W, const float *bias,
                    int64_t M);
+/* The quantized-activation matmul the SIMD paths run for q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K,
+ * q6_K weights (X rows quantized to 8 bits, integer block dot products; defined in
+ * kernels/cpu/matmul_q.c). Other dtypes: same as mp_ref_matmul. */
+void mp_ref_matmul_q8(float *Y, int64_t ldy, const float *X, int64_t ldx, const mp_tensor *W, const float *bias,
+                      int64_t M);
 /* C = fma-chain over k of (alpha * A[m][k]) * op(B)[k][n], starting from beta * C (or 0 when beta == 0). */
 void mp_ref_gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                      int64_t ldb, int transB, float beta, float *C, int64_t ldc, int batch, int64_t sA, int64_t sB,

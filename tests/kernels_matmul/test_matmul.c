@@ -103,11 +103,45 @@ static const shape g_shapes[] = {
     {7, 1, 4097}, {33, 33, 4097}, {255, 255, 255}, {1, 255, 4097}, {4097, 7, 255}, {33, 7, 1},
 };
 
-/* How far a fast path may be from the reference: 0 = bit-exact (F32 chain semantics). */
-static double fast_tolerance(mp_dtype dt, int level, const float *X, int64_t ldx, const float *wd, int64_t K,
-                             int64_t m, int64_t n) {
-    (void)dt; (void)level; (void)X; (void)ldx; (void)wd; (void)K; (void)m; (void)n;
-    return 0.0;
+/* dtypes whose SIMD paths quantize the activations (mp_ref_matmul_q8 semantics) and their block */
+static int q8_block(mp_dtype dt) {
+    switch (dt) {
+    case MP_Q8_0: case MP_Q4_0: case MP_Q4_1: case MP_Q5_0: case MP_Q5_1: return 32;
+    case MP_Q4_K: case MP_Q5_K: case MP_Q6_K: return 256;
+    default: return 0;
+    }
+}
+
+/* mp_ref_matmul_q8 against the F32 reference: the activations move by at most half a step d/2 of their
+ * block (d = max|x|/127), plus float rounding of the per-block scale products and sums. */
+static void check_q8_against_f32(const float *Yq, const float *Yf, int64_t ldy, const float *X, int64_t ldx,
+                                 const float *wd, const float *bias, int64_t M, int64_t N, int64_t K, int B,
+                                 const char *what) {
+    int bad = 0;
+    for (int64_t m = 0; m < M; m++) {
+        const float *x = X + m * ldx;
+        for (int64_t n = 0; n < N; n++) {
+            const float *w = wd + n * K;
+            double step = 0, mag = bias ? fabs(bias[n]) : 0;
+            for (int64_t b = 0; b < K / B; b++) {
+                double amax = 0;
+                for (int i = 0; i < B; i++) amax = fmax(amax, fabs(x[b * B + i]));
+                const double d = amax / 127;
+                for (int i = 0; i < B; i++) {
+                    step += fabs(w[b * B + i]) * (0.5 * d + 0x1p-22 * fabs(x[b * B + i]));
+                    mag += fabs(w[b * B + i]) * (fabs(x[b * B + i]) + d);
+                }
+            }
+            const double tol = step * 1.0001 + (double)(K + 2 * K / B + 4) * 0x1p-23 * mag + 1e-30;
+            const double diff = fabs((double)Yq[m * ldy + n] - Yf[m * ldy + n]);
+            if (!(diff <= tol)) {
+                if (bad < 3) fprintf(stderr, "%s: q8 Y[%lld][%lld] = %.9g, f32 %.9g (tol %.3g)\n", what, (long long)m,
+                                     (long long)n, Yq[m * ldy + n], Yf[m * ldy + n], tol);
+                bad++;
+            }
+        }
+    }
+    CHECKF(bad == 0, "%s: %d outputs beyond the activation quantization bound", what, bad);
 }
 
 typedef struct {
@@ -155,6 +189,15 @@ static void test_fast_matmul(execs *e) {
             float *y1 = malloc(M * ldy * sizeof(float)), *y0 = malloc(M * ldy * sizeof(float));
             float *row = malloc(ldy * sizeof(float));
             mp_ref_matmul(ref, ldy, X, ldx, &W, bias, M);
+            if (q8_block(dt)) { /* the SIMD paths compute mp_ref_matmul_q8: check it, then compare with it */
+                float *rq = malloc(M * ldy * sizeof(float));
+                mp_ref_matmul_q8(rq, ldy, X, ldx, &W, bias, M);
+                char what[96];
+                snprintf(what, sizeof what, "%s M=%lld N=%lld K=%lld", mp_dtype_name(dt), (long long)M, (long long)N, (long long)K);
+                check_q8_against_f32(rq, ref, ldy, X, ldx, wd, bias, M, N, K, q8_block(dt), what);
+                free(ref);
+                ref = rq;
+            }
             for (int level = 1; level <= 2; level++) {
                 if (mp_cpu_set_level(level) != level) continue;
                 char what[128];
@@ -167,16 +210,17 @@ static void test_fast_matmul(execs *e) {
                 int bad = 0;
                 for (int64_t m = 0; m < M; m++)
                     for (int64_t n = 0; n < N; n++) {
-                        double tol = fast_tolerance(dt, level, X, ldx, wd, K, m, n);
-                        double d = fabs((double)y[m * ldy + n] - ref[m * ldy + n]);
-                        if (!(d <= tol)) {
+                        uint32_t a, b;
+                        memcpy(&a, &y[m * ldy + n], 4);
+                        memcpy(&b, &ref[m * ldy + n], 4);
+                        if (a != b) {
                             if (bad < 3)
-                                fprintf(stderr, "%s: Y[%lld][%lld] = %.9g, reference %.9g (tol %.3g)\n", what,
-                                        (long long)m, (long long)n, y[m * ldy + n], ref[m * ldy + n], tol);
+                                fprintf(stderr, "%s: Y[%lld][%lld] = %.9g, reference %.9g\n", what, (long long)m,
+                                        (long long)n, y[m * ldy + n], ref[m * ldy + n]);
                             bad++;
                         }
                     }
-                CHECKF(bad == 0, "%s: %d outputs off", what, bad);
+                CHECKF(bad == 0, "%s: %d outputs differ from the reference", what, bad);
                 for (int64_t m = 0; m < M; m++) CHECK(y[m * ldy + N] == -7.0f);
                 CHECKF(bits_equal(y, y1, M * ldy), "%s: 1 thread differs from 3 threads", what);
                 CHECKF(bits_equal(y, y0, M * ldy), "%s: no-scratch path differs", what);
