@@ -8,6 +8,7 @@
 #include "preprocess/audio.h"
 
 #include <fcntl.h>
+#include <sndfile.h>
 #include <unistd.h>
 
 static int have(const char *path) { return access(path, R_OK) == 0; }
@@ -205,6 +206,45 @@ static void test_convert(void) {
     CHECK(mp_audio_convert(NULL, 0, 0, 16000, 16000, &out, &no, &e) == -1);
 }
 
+/* AIFF (24-bit, stereo, 22.05 kHz) and 32-bit float WAV written here with libsndfile: decoded, downmixed and
+ * resampled to the right length, frequency and amplitude. */
+static void test_written_formats(void) {
+    struct { const char *ext; int format, rate, ch; } v[] = {
+        {"aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_24, 22050, 2},
+        {"wav", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 48000, 1},
+        {"flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 16000, 3},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/audio_written_%d.%s", MP_BINARY_DIR, (int)getpid(), v[i].ext);
+        SF_INFO info = {.samplerate = v[i].rate, .channels = v[i].ch, .format = v[i].format};
+        SNDFILE *sf = sf_open(path, SFM_WRITE, &info);
+        CHECKF(sf != NULL, "%s: %s", path, sf_strerror(NULL));
+        if (!sf) continue;
+        int n = v[i].rate * 3 / 2; /* 1.5 s of a 500 Hz sine, amplitude 0.4 in every channel */
+        float *buf = malloc(sizeof(float) * (size_t)n * v[i].ch);
+        for (int k = 0; k < n; k++)
+            for (int c = 0; c < v[i].ch; c++) buf[k * v[i].ch + c] = 0.4f * sinf(2 * (float)M_PI * 500.0f * k / v[i].rate);
+        CHECK(sf_writef_float(sf, buf, n) == n);
+        sf_close(sf);
+        free(buf);
+        mp_audio a;
+        mp_error e;
+        int rc = mp_audio_load(path, 16000, &a, &e);
+        CHECKF(rc == 0, "%s: %s", v[i].ext, rc ? e.msg : "");
+        if (rc == 0) {
+            CHECK_EQ_INT(a.src_rate, v[i].rate);
+            CHECK_EQ_INT(a.src_channels, v[i].ch);
+            CHECK_EQ_INT(a.n_samples, 24000);
+            double f = sine_freq(a.samples, a.n_samples, 16000, 800);
+            CHECKF(fabs(f - 500.0) < 0.5, "%s: %.3f Hz", v[i].ext, f);
+            CHECKF(fabs(rms(a.samples + 800, a.n_samples - 1600) - 0.4 / sqrt(2.0)) < 2e-3, "%s: rms", v[i].ext);
+            mp_audio_free(&a);
+        }
+        unlink(path);
+    }
+}
+
 static void expect_error(const char *path, const char *what) {
     mp_audio a;
     mp_error e = {{0}};
@@ -282,6 +322,7 @@ int main(void) {
     test_same_speech();
     test_video_tracks();
     test_convert();
+    test_written_formats();
     test_errors();
     test_stdin();
     return mp_test_result("test_audio");
