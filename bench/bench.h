@@ -11,4 +11,11 @@ int bench_transcribe(int argc, char **argv);
 int bench_caption(int argc, char **argv);
 int bench_vqa(int argc, char **argv);
 int bench_batch(int argc, char **argv);
+
+/* The machine's yardsticks, measured the same way for every suite (bench_ops.c): F32 FMA peak of a
+ * register-only loop in GFLOP/s, and the STREAM triad a = b + s*c in GB/s (3 arrays counted), on
+ * `threads` threads of tp, best of reps. */
+typedef struct mp_threadpool mp_threadpool;
+double bench_fma_peak(mp_threadpool *tp, int threads, int reps);
+double bench_triad(mp_threadpool *tp, int threads, int reps);
 #endif

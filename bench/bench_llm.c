@@ -29,9 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
 
 static double now_s(void) {
     struct timespec ts;
@@ -95,12 +92,14 @@ static int write_llama2c(const char *path, const shape *p) {
     uint64_t s = 0x5eed;
     size_t D = p->dim, F = p->hidden, L = p->layers, V = p->vocab, hs = D / p->heads, kvd = hs * p->kv_heads;
     float sd = 1.0f / sqrtf((float)D), sf = 1.0f / sqrtf((float)F);
-    int rc = write_floats(f, &s, V * D, 1.0f);
+    /* embedding (= classifier): rows 1 and 2 (BOS, EOS) are zero so that run.c's greedy never stops early */
+    int rc = write_floats(f, &s, D, 1.0f) | write_floats(f, &s, 2 * D, 0.0f) | write_floats(f, &s, (V - 3) * D, 1.0f);
     for (size_t i = 0; i < L * D && !rc; i++) rc = fwrite(&(float){1.0f}, 4, 1, f) != 1;
     rc |= write_floats(f, &s, L * D * D, sd) | write_floats(f, &s, L * D * kvd * 2, sd) | write_floats(f, &s, L * D * D, sd);
     for (size_t i = 0; i < L * D && !rc; i++) rc = fwrite(&(float){1.0f}, 4, 1, f) != 1;
     rc |= write_floats(f, &s, L * D * F, sd) | write_floats(f, &s, L * F * D, sf) | write_floats(f, &s, L * D * F, sd);
-    rc |= write_floats(f, &s, D, 0.0f) | write_floats(f, &s, (size_t)p->seq_len * hs, 0.0f);
+    for (size_t i = 0; i < D && !rc; i++) rc = fwrite(&(float){1.0f}, 4, 1, f) != 1; /* final norm */
+    rc |= write_floats(f, &s, (size_t)p->seq_len * hs, 0.0f);
     if (fclose(f) != 0) rc = -1;
     return rc;
 }
@@ -135,6 +134,7 @@ static int write_runq(const char *path, const shape *p) {
             for (size_t n = per[t]; n && !rc;) {
                 size_t k = n < 8192 ? n : 8192;
                 for (size_t i = 0; i < k; i++) q[i] = (int8_t)((int)(xs(&s) % 255) - 127);
+                if (t == 0 && n == per[0]) memset(q + D, 0, 2 * D); /* BOS/EOS rows, as above */
                 rc = fwrite(q, 1, k, f) != k;
                 n -= k;
             }
@@ -231,145 +231,6 @@ static int write_smollm(const char *path, const shape *p, mp_dtype dt, mp_error 
     mp_gguf_writer_free(w);
     free(fills);
     return rc;
-}
-
-/* ---------------------------------------------------------------- machine peaks */
-
-typedef struct {
-    float *a, *b, *c;
-    size_t n;
-    float s;
-    double sum[64];
-} triad_job;
-
-static void triad_task(void *arg, int ith, int nth) {
-    triad_job *j = arg;
-    int64_t lo, hi;
-    mp_split_range((int64_t)j->n, ith, nth, &lo, &hi);
-    float *a = j->a;
-    const float *b = j->b, *c = j->c, s = j->s;
-    for (int64_t i = lo; i < hi; i++) a[i] = b[i] + s * c[i];
-}
-
-static void read_task(void *arg, int ith, int nth) {
-    triad_job *j = arg;
-    int64_t lo, hi;
-    mp_split_range((int64_t)j->n, ith, nth, &lo, &hi);
-    const float *b = j->b;
-    float acc[16] = {0};
-    for (int64_t i = lo; i + 16 <= hi; i += 16)
-        for (int k = 0; k < 16; k++) acc[k] += b[i + k];
-    double s = 0;
-    for (int k = 0; k < 16; k++) s += acc[k];
-    if (ith < 64) j->sum[ith] = s;
-}
-
-static void init_task(void *arg, int ith, int nth) { /* first touch by the threads that use the pages */
-    triad_job *j = arg;
-    int64_t lo, hi;
-    mp_split_range((int64_t)j->n, ith, nth, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) {
-        j->a[i] = 0.0f;
-        j->b[i] = 1.0f;
-        j->c[i] = 2.0f;
-    }
-}
-
-/* STREAM triad a = b + s c over 3 x 128 MiB (bytes counted as STREAM does: 3 arrays), and a read-only
- * sweep; best of several runs, GB/s. */
-static void measure_bandwidth(mp_threadpool *tp, double *triad, double *readbw) {
-    triad_job j;
-    memset(&j, 0, sizeof j);
-    j.n = (size_t)32 << 20;
-    j.s = 3.0f;
-    j.a = mp_aligned_alloc(j.n * 4);
-    j.b = mp_aligned_alloc(j.n * 4);
-    j.c = mp_aligned_alloc(j.n * 4);
-    *triad = *readbw = 0;
-    if (!j.a || !j.b || !j.c) goto done;
-    mp_parallel(tp, init_task, &j);
-    for (int r = 0; r < 6; r++) {
-        double t0 = now_s();
-        mp_parallel(tp, triad_task, &j);
-        double t = now_s() - t0, bw = 3.0 * (double)j.n * 4 / t / 1e9;
-        if (bw > *triad) *triad = bw;
-        t0 = now_s();
-        mp_parallel(tp, read_task, &j);
-        t = now_s() - t0;
-        bw = (double)j.n * 4 / t / 1e9;
-        if (bw > *readbw) *readbw = bw;
-    }
-done:
-    mp_aligned_free(j.a);
-    mp_aligned_free(j.b);
-    mp_aligned_free(j.c);
-}
-
-typedef struct {
-    double gflops[64];
-    int level;
-} fma_job;
-
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx512f"))) static double fma_loop_512(long iters) {
-    __m512 a[12], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
-    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
-    float s = 0, o[16];
-    for (int i = 0; i < 12; i++) {
-        _mm512_storeu_ps(o, a[i]);
-        s += o[0];
-    }
-    return (double)s;
-}
-__attribute__((target("avx2,fma"))) static double fma_loop_256(long iters) {
-    __m256 a[12], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
-    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
-    for (long it = 0; it < iters; it++)
-        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
-    float s = 0, o[8];
-    for (int i = 0; i < 12; i++) {
-        _mm256_storeu_ps(o, a[i]);
-        s += o[0];
-    }
-    return (double)s;
-}
-#endif
-
-static volatile double fma_sink;
-
-static void fma_task(void *arg, int ith, int nth) {
-    fma_job *j = arg;
-    (void)nth;
-    const long iters = 4000000;
-    double t0 = now_s(), lanes = 1;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (j->level >= 2) {
-        fma_sink = fma_loop_512(iters);
-        lanes = 16;
-    } else if (j->level >= 1) {
-        fma_sink = fma_loop_256(iters);
-        lanes = 8;
-    }
-#endif
-    double t = now_s() - t0;
-    if (ith < 64) j->gflops[ith] = lanes > 1 ? (double)iters * 12 * lanes * 2 / t / 1e9 : 0;
-}
-
-/* F32 FMA peak of the pool, GFLOP/s: every thread runs 12 independent FMA chains. */
-static double measure_fma_peak(mp_threadpool *tp) {
-    fma_job j;
-    memset(&j, 0, sizeof j);
-    j.level = mp_cpu_level();
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        mp_parallel(tp, fma_task, &j);
-        double s = 0;
-        for (int i = 0; i < mp_threadpool_size(tp) && i < 64; i++) s += j.gflops[i];
-        if (s > best) best = s;
-    }
-    return best;
 }
 
 /* ---------------------------------------------------------------- model runs */
@@ -562,11 +423,10 @@ int bench_llm(int argc, char **argv) {
         mp_threadpool_free(tp);
         return 1;
     }
-    double readbw;
-    measure_bandwidth(tp, &o.triad, &readbw);
-    o.peak = measure_fma_peak(tp);
-    printf("BENCH llm machine threads=%d simd=%s triad_gb_s=%.2f read_gb_s=%.2f fma_peak_gflops=%.1f\n", o.threads,
-           mp_cpu_level_name(mp_cpu_level()), o.triad, readbw, o.peak);
+    o.triad = bench_triad(tp, o.threads, 5);
+    o.peak = bench_fma_peak(tp, o.threads, 3);
+    printf("BENCH llm machine threads=%d simd=%s triad_gb_s=%.2f fma_peak_gflops=%.1f\n", o.threads,
+           mp_cpu_level_name(mp_cpu_level()), o.triad, o.peak);
     fflush(stdout);
     int rc = 0;
     for (int i = 0; i < 2; i++) {

@@ -280,3 +280,8 @@ done:
     mp_threadpool_free(tp);
     return status;
 }
+
+/* ---------------------------------------------------------------- shared yardsticks (bench.h) */
+
+double bench_fma_peak(mp_threadpool *tp, int threads, int reps) { return measure_peak(tp, threads, reps); }
+double bench_triad(mp_threadpool *tp, int threads, int reps) { return measure_triad(tp, threads, reps); }
