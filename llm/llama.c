@@ -30,6 +30,15 @@ int mp_llama_config_check(mp_llama_config *c, const char *what, mp_error *err) {
     if (!(c->norm_eps > 0)) c->norm_eps = 1e-5f;
     if (!(c->rope_theta > 0)) c->rope_theta = 10000.0f;
     if (c->n_ctx_train <= 0) c->n_ctx_train = 2048;
+    if (mp_llama_mrope(c)) {
+        int sum = 0;
+        for (int i = 0; i < 4; i++) {
+            if (c->rope_sections[i] < 0) return mp_errf(err, "%s: negative M-RoPE section", what);
+            sum += c->rope_sections[i];
+        }
+        if (sum > c->n_rot / 2)
+            return mp_errf(err, "%s: M-RoPE sections add up to %d pairs, the head rotates %d", what, sum, c->n_rot / 2);
+    }
     if (c->embedding_multiplier == 0) c->embedding_multiplier = 1.0f;
     if (c->residual_multiplier == 0) c->residual_multiplier = 1.0f;
     if (c->logits_scaling == 0) c->logits_scaling = 1.0f;
@@ -64,6 +73,7 @@ static mp_rope_params rope_params(const mp_llama *m) {
     p.beta_fast = 32.0f;
     p.beta_slow = 1.0f;
     p.n_ctx_orig = c->rope_orig_ctx > 0 ? c->rope_orig_ctx : c->n_ctx_train;
+    memcpy(p.sections, c->rope_sections, sizeof p.sections);
     switch (c->rope_scaling) {
     case MP_ROPE_SCALING_LINEAR:
         p.freq_scale = 1.0f / c->rope_factor;
@@ -137,15 +147,15 @@ static int state_reserve(const mp_llama *m, mp_llama_state *st, mp_exec *ex, int
             if (!*f[i].p) goto oom;
         }
         int32_t **d[] = {&st->ids_dev, &st->pos_dev, &st->rows_dev};
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 3; i++) { /* positions: up to 4 streams per row */
             if (*d[i]) mp_backend_free(ex, *d[i]);
-            *d[i] = mp_backend_alloc(ex, R * sizeof(int32_t));
+            *d[i] = mp_backend_alloc(ex, (i == 1 ? 4 : 1) * R * sizeof(int32_t));
             if (!*d[i]) goto oom;
         }
         int32_t **h[] = {&st->ids, &st->pos, &st->rows};
         for (int i = 0; i < 3; i++) {
             free(*h[i]);
-            *h[i] = malloc(R * sizeof(int32_t));
+            *h[i] = malloc((i == 1 ? 4 : 1) * R * sizeof(int32_t));
             if (!*h[i]) goto oom;
         }
         st->cap_rows = cap;
@@ -216,7 +226,8 @@ int mp_llama_forward(const mp_llama *m, mp_llama_state *st, mp_kvcache *kv, mp_e
         if (mp_kvcache_reserve(kv, ex, seqs[s].seq, seqs[s].n, err) < 0) return -1;
     if (state_reserve(m, st, ex, (int)T, n_out, n_seqs, err) < 0) return -1;
 
-    /* host-side row tables: token ids, positions, rows that produce logits */
+    /* host-side row tables: token ids, positions (1 or 4 streams), rows that produce logits */
+    const int ps = mp_llama_mrope(c) ? 4 : 1;
     int64_t r = 0;
     int o = 0;
     for (int s = 0; s < n_seqs; s++) {
@@ -224,12 +235,12 @@ int mp_llama_forward(const mp_llama *m, mp_llama_state *st, mp_kvcache *kv, mp_e
         int n0 = mp_kvcache_seq_len(kv, q->seq);
         for (int i = 0; i < q->n; i++, r++) {
             st->ids[r] = q->tokens && q->tokens[i] >= 0 ? q->tokens[i] : -1;
-            st->pos[r] = q->pos ? q->pos[i] : n0 + i;
+            for (int k = 0; k < ps; k++) st->pos[r * ps + k] = q->pos ? q->pos[(int64_t)i * ps + k] : n0 + i;
             if (q->logits == 2 || (q->logits == 1 && i == q->n - 1)) st->rows[o++] = (int32_t)r;
         }
     }
     if (mp_backend_upload(ex, st->ids_dev, st->ids, (size_t)T * sizeof(int32_t), err) < 0 ||
-        mp_backend_upload(ex, st->pos_dev, st->pos, (size_t)T * sizeof(int32_t), err) < 0 ||
+        mp_backend_upload(ex, st->pos_dev, st->pos, (size_t)T * ps * sizeof(int32_t), err) < 0 ||
         (n_out && mp_backend_upload(ex, st->rows_dev, st->rows, (size_t)n_out * sizeof(int32_t), err) < 0))
         return -1;
 

@@ -52,6 +52,7 @@ typedef struct mp_llama_config {
     float rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
     int rope_orig_ctx;          /* llama3 / yarn original_max_position_embeddings */
     float yarn_beta_fast, yarn_beta_slow, yarn_attn_factor; /* yarn (attn_factor 0 = 0.1 ln(factor) + 1) */
+    int rope_sections[4];       /* M-RoPE (Qwen2-VL): rotary pairs per position stream; all 0 = plain RoPE */
     /* Granite (1 / 0 when unused) */
     float embedding_multiplier; /* 1 */
     float attention_multiplier; /* 0 = 1/sqrt(head_dim) */
@@ -90,6 +91,11 @@ typedef struct mp_llama {
     void (*owner_free)(void *owner, mp_exec *ex);
 } mp_llama;
 
+/* 1 for an M-RoPE model (positions come as 4 streams per item). */
+static inline int mp_llama_mrope(const mp_llama_config *c) {
+    return c->rope_sections[0] > 0 || c->rope_sections[1] > 0 || c->rope_sections[2] > 0 || c->rope_sections[3] > 0;
+}
+
 /* Fills the derived fields (head_dim, n_rot, defaults of multipliers) and checks the numbers. */
 int mp_llama_config_check(mp_llama_config *c, const char *what, mp_error *err);
 
@@ -102,7 +108,8 @@ typedef struct mp_llama_seq {
     int n;                   /* items */
     const int32_t *tokens;   /* [n] or NULL */
     const float *embd;       /* [n][n_embd] or NULL */
-    const int32_t *pos;      /* [n] RoPE positions; NULL = cache index (continuing the sequence) */
+    const int32_t *pos;      /* [n] RoPE positions, or [n][4] streams (t, h, w, extra) for an M-RoPE model;
+                                NULL = the cache index in every stream (continuing plain text) */
     int logits;              /* 0: none, 1: last item, 2: every item */
     float *out;              /* host [1 or n][n_vocab] logits when logits != 0 */
 } mp_llama_seq;

@@ -318,7 +318,7 @@ static int config_gguf(mp_llama_config *c, const mp_gguf *g, const char *path, m
     if (!strcmp(arch, "llama")) {
         c->arch = MP_LLM_LLAMA;
         c->rope_mode = MP_ROPE_NORMAL;
-    } else if (!strcmp(arch, "qwen2")) {
+    } else if (!strcmp(arch, "qwen2") || !strcmp(arch, "qwen2vl")) {
         c->arch = MP_LLM_QWEN2;
         c->rope_mode = MP_ROPE_NEOX;
     } else if (!strcmp(arch, "granite")) {
@@ -367,6 +367,13 @@ static int config_gguf(mp_llama_config *c, const mp_gguf *g, const char *path, m
     if (mp_gguf_find_tensor(g, "rope_freqs.weight")) { /* llama3: the factors are stored */
         c->rope_scaling = MP_ROPE_SCALING_LLAMA3;
         c->rope_factor = factor > 0 ? factor : 1;
+    }
+    mp_gguf_arch_key(g, "rope.dimension_sections", key, sizeof key);
+    if (mp_gguf_has(g, key)) { /* qwen2vl M-RoPE */
+        int64_t n = mp_gguf_arr_len(g, key, err);
+        if (n < 0) return -1;
+        if (n > 4) return mp_errf(err, "%s: %s has %lld entries, at most 4 expected", path, key, (long long)n);
+        if (mp_gguf_get_arr_i32(g, key, c->rope_sections, (uint64_t)n, err) < 0) return -1;
     }
     if (c->arch == MP_LLM_GRANITE) {
         if (gguf_f32(g, "embedding_scale", 1, &c->embedding_multiplier, err) < 0 ||
@@ -453,7 +460,7 @@ static int config_hf(mp_llama_config *c, const mp_hf_config *hc, const char *pat
     if (!strcmp(mt, "llama") || !strcmp(mt, "vllama3")) {
         c->arch = MP_LLM_LLAMA;
     } else if (!strcmp(mt, "qwen2") || !strcmp(mt, "qwen2_vl") || !strcmp(mt, "qwen2_5_vl")) {
-        c->arch = MP_LLM_QWEN2; /* for text, M-RoPE with equal position streams is plain RoPE */
+        c->arch = MP_LLM_QWEN2;
     } else if (!strcmp(mt, "granite")) {
         c->arch = MP_LLM_GRANITE;
     } else {
@@ -516,6 +523,15 @@ static int config_hf(mp_llama_config *c, const mp_hf_config *hc, const char *pat
         else if (!strcmp(kind, "yarn")) c->rope_scaling = MP_ROPE_SCALING_YARN;
         else if (strcmp(kind, "default") != 0 && strcmp(kind, "mrope") != 0)
             return mp_errf(err, "%s: unsupported rope_scaling type '%s'", path, kind);
+        if (mp_json_has(&rs, "mrope_section")) { /* Qwen2-VL / Qwen2.5-VL: [t, h, w] rotary pairs */
+            int64_t sec[4] = {0, 0, 0, 0};
+            int n = 0;
+            if (mp_json_get_int_array(&rs, "mrope_section", sec, 4, &n, err) < 0) return -1;
+            for (int i = 0; i < n; i++) {
+                if (sec[i] < 0 || sec[i] > 4096) return mp_errf(err, "%s: bad mrope_section", path);
+                c->rope_sections[i] = (int)sec[i];
+            }
+        }
     }
     if (c->arch == MP_LLM_GRANITE) {
         double em, am, rm, ls;

@@ -41,7 +41,8 @@ int main(void) {
     CHECK_EQ_INT(c.head_dim, 128);
     CHECK_EQ_INT(c.tie_embeddings, 1);
     CHECK_NEAR(c.rope_theta, 1e6, 0);
-    CHECK_EQ_INT(c.rope_scaling, MP_ROPE_SCALING_NONE); /* mrope: text positions are plain RoPE */
+    CHECK_EQ_INT(c.rope_scaling, MP_ROPE_SCALING_NONE);
+    CHECK(c.rope_sections[0] == 16 && c.rope_sections[1] == 24 && c.rope_sections[2] == 24 && c.rope_sections[3] == 0);
     CHECK(c.n_eos == 2 && c.eos_ids[0] == 151645 && c.eos_ids[1] == 151643);
 
     /* Granite-3.1 1B-A400M is a MoE (granitemoe): a clear error until MoE lands */

@@ -28,21 +28,26 @@ typedef struct tcfg {
     double g_factor;
     int g_orig_ctx;
     double emb_mult, att_mult, res_mult, logit_scale; /* granite */
+    int sec[4];                                       /* M-RoPE sections (qwen2_vl) */
 } tcfg;
 
 /* Scaled down from: SmolLM2 / SmolVLM text_config (llama, theta 1e5, eps 1e-5, GQA 3:1, untied),
  * Llama-3-style llama3 rope scaling, Qwen2-VL (qwen2, theta 1e6, eps 1e-6, bias, tied, GQA 6:1) with
  * YaRN, Granite-3.1 (granite, theta 1.5e6, eps 1e-6, tied, multipliers 12 / 0.015625 / 0.22 / 6). */
 static const tcfg cfgs[] = {
-    {"smollm2", "llama", "llama", 64, 4, 2, 2, 96, 131, 0, 0, 1e5, 1e-5, NULL, NULL, 0, 0, 1, 0, 1, 1},
+    {"smollm2", "llama", "llama", 64, 4, 2, 2, 96, 131, 0, 0, 1e5, 1e-5, NULL, NULL, 0, 0, 1, 0, 1, 1, {0, 0, 0, 0}},
     {"llama3mqa", "llama", "llama", 48, 3, 1, 2, 80, 97, 1, 0, 5e5, 1e-5,
      "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
      "\"original_max_position_embeddings\": 64}",
-     NULL, 0, 0, 1, 0, 1, 1},
+     NULL, 0, 0, 1, 0, 1, 1, {0, 0, 0, 0}},
     {"qwen2", "qwen2", "qwen2", 96, 6, 1, 2, 128, 151, 1, 1, 1e6, 1e-6,
-     "{\"type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 64}", "yarn", 4.0, 64, 1, 0, 1, 1},
+     "{\"type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 64}", "yarn", 4.0, 64, 1, 0, 1, 1, {0, 0, 0, 0}},
     {"granite", "granite", "granite", 64, 4, 2, 2, 64, 89, 1, 0, 1.5e6, 1e-6,
-     "{\"type\": \"linear\", \"factor\": 2.0}", "linear", 2.0, 0, 12.0, 0.015625, 0.22, 6.0},
+     "{\"type\": \"linear\", \"factor\": 2.0}", "linear", 2.0, 0, 12.0, 0.015625, 0.22, 6.0, {0, 0, 0, 0}},
+    /* Qwen2-VL's decoder: qwen2 with M-RoPE (mrope_section [16, 24, 24] of 64 pairs -> [2, 3, 3] of 8);
+     * the prompt holds a 2 x 3 "image" whose tokens get (t, h, w) positions, text continues after it */
+    {"qwen2vl", "qwen2_vl", "qwen2vl", 64, 4, 2, 2, 96, 101, 1, 1, 1e6, 1e-6,
+     "{\"type\": \"mrope\", \"mrope_section\": [2, 3, 3]}", NULL, 0, 0, 1, 0, 1, 1, {2, 3, 3, 0}},
 };
 
 /* ---------------------------------------------------------------- random weights, HF layout */
@@ -111,6 +116,7 @@ static int write_config(const tcfg *c, const char *dir) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
     fprintf(f, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+            !strcmp(c->model_type, "qwen2_vl") ? "Qwen2VLForConditionalGeneration" :
             !strcmp(c->model_type, "qwen2") ? "Qwen2ForCausalLM" : !strcmp(c->model_type, "granite") ? "GraniteForCausalLM" : "LlamaForCausalLM",
             c->model_type);
     fprintf(f, "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n", c->D, c->F, c->L);
@@ -123,7 +129,7 @@ static int write_config(const tcfg *c, const char *dir) {
         fprintf(f, "  \"embedding_multiplier\": %g,\n  \"attention_multiplier\": %g,\n  \"residual_multiplier\": %g,\n"
                    "  \"logits_scaling\": %g,\n",
                 c->emb_mult, c->att_mult, c->res_mult, c->logit_scale);
-    if (!strcmp(c->model_type, "qwen2")) fprintf(f, "  \"use_sliding_window\": false,\n");
+    if (!strncmp(c->model_type, "qwen2", 5)) fprintf(f, "  \"use_sliding_window\": false,\n");
     fprintf(f, "  \"rope_scaling\": %s\n}\n", c->rope_json ? c->rope_json : "null");
     return fclose(f);
 }
@@ -189,6 +195,10 @@ static int write_gguf(const tcfg *c, const model_w *m, const char *path, bad_kin
         mp_gguf_set_f32(g, KEY("rope.scaling.factor"), (float)c->g_factor);
         if (c->g_orig_ctx) mp_gguf_set_u32(g, KEY("rope.scaling.original_context_length"), (uint32_t)c->g_orig_ctx);
     }
+    if (c->sec[0]) {
+        int32_t sec[4] = {c->sec[0], c->sec[1], c->sec[2], c->sec[3]};
+        mp_gguf_set_arr(g, KEY("rope.dimension_sections"), MP_GGUF_I32, sec, 4);
+    }
     if (!strcmp(c->gguf_arch, "granite")) {
         mp_gguf_set_f32(g, KEY("embedding_scale"), (float)c->emb_mult);
         mp_gguf_set_f32(g, KEY("residual_scale"), (float)c->res_mult);
@@ -217,7 +227,7 @@ static int write_gguf(const tcfg *c, const model_w *m, const char *path, bad_kin
         mp_gguf_writer_add_tensor(g, "rope_freqs.weight", MP_F32, 1, ne, freqs);
     }
     float *perm[256] = {0};
-    int permute = strcmp(c->gguf_arch, "qwen2") != 0;
+    int permute = strncmp(c->gguf_arch, "qwen2", 5) != 0;
     for (int i = 0; i < m->n; i++) {
         const wt *t = &m->t[i];
         char gn[128];
@@ -284,8 +294,9 @@ static double rel_err(const float *a, const float *ref, size_t n) {
 #define T_PROMPT 11
 #define N_GREEDY 8
 
+/* pos4: the prompt's M-RoPE positions [T][4] for an M-RoPE model, else NULL (cache index). */
 static void check_model(const tcfg *c, const char *path, const char *fmt, const int32_t *prompt, const float *ref_logits,
-                        const int32_t *ref_greedy, mp_exec *ex) {
+                        const int32_t *ref_greedy, const int32_t *pos4, mp_exec *ex) {
     mp_error err = {{0}};
     mp_llama m;
     int rc = mp_llama_load(&m, path, ex, &err);
@@ -304,7 +315,7 @@ static void check_model(const tcfg *c, const char *path, const char *fmt, const 
 
     /* 1. prefill logits at every position vs the reference */
     int s0 = mp_kvcache_seq_new(&kv, &err);
-    mp_llama_seq sq = {s0, T_PROMPT, prompt, NULL, NULL, 2, lg};
+    mp_llama_seq sq = {s0, T_PROMPT, prompt, NULL, pos4, 2, lg};
     rc = mp_llama_forward(&m, &st, &kv, ex, &sq, 1, &err);
     CHECKF(rc == 0, "%s/%s: forward: %s", c->name, fmt, err.msg);
     double e = rel_err(lg, ref_logits, (size_t)V * T_PROMPT);
@@ -312,11 +323,15 @@ static void check_model(const tcfg *c, const char *path, const char *fmt, const 
     fprintf(stderr, "%s/%s: logits max rel err vs reference %.3g\n", c->name, fmt, e);
 
     /* 2. greedy continuation with decode steps */
-    int32_t got[N_GREEDY];
+    int32_t got[N_GREEDY], gp[N_GREEDY + 1][4];
     int32_t cur = (int32_t)mp_argmax(ex, lg + (size_t)(T_PROMPT - 1) * V, V);
+    int32_t mx = 0; /* generated text continues after the largest prompt position in every stream */
+    for (int i = 0; pos4 && i < T_PROMPT * 4; i++) mx = pos4[i] > mx ? pos4[i] : mx;
+    for (int i = 0; i <= N_GREEDY; i++)
+        for (int k = 0; k < 4; k++) gp[i][k] = k < 3 ? mx + 1 + i : 0;
     for (int i = 0; i < N_GREEDY; i++) {
         got[i] = cur;
-        mp_llama_seq d = {s0, 1, &cur, NULL, NULL, 1, tmp};
+        mp_llama_seq d = {s0, 1, &cur, NULL, pos4 ? gp[i] : NULL, 1, tmp};
         CHECK(mp_llama_forward(&m, &st, &kv, ex, &d, 1, &err) == 0);
         cur = (int32_t)mp_argmax(ex, tmp, V);
     }
@@ -329,7 +344,7 @@ static void check_model(const tcfg *c, const char *path, const char *fmt, const 
     for (int i = 0; i < T_PROMPT; i++) other[i] = (prompt[i] * 7 + 3) % V;
     for (int t = 0; t < T_PROMPT; t++) { /* s2 joins every other step; its first call is a 3-token prefill */
         mp_llama_seq b[2] = {{s2, t == 0 ? 3 : 1, t == 0 ? other : &other[(t / 2 + 2) % T_PROMPT], NULL, NULL, 1, tmp},
-                             {s1, 1, &prompt[t], NULL, NULL, 1, one + (size_t)t * V}};
+                             {s1, 1, &prompt[t], NULL, pos4 ? pos4 + t * 4 : NULL, 1, one + (size_t)t * V}};
         CHECK(mp_llama_forward(&m, &st, &kv, ex, t % 2 ? &b[1] : b, t % 2 ? 1 : 2, &err) == 0);
     }
     e = rel_err(one, lg, (size_t)V * T_PROMPT);
@@ -341,7 +356,7 @@ static void check_model(const tcfg *c, const char *path, const char *fmt, const 
     mp_get_rows(ex, emb, &m.tok_embd, prompt, T_PROMPT);
     int32_t mixed[T_PROMPT];
     for (int i = 0; i < T_PROMPT; i++) mixed[i] = i % 3 == 1 ? -1 : prompt[i];
-    mp_llama_seq me = {s3, T_PROMPT, mixed, emb, NULL, 2, one};
+    mp_llama_seq me = {s3, T_PROMPT, mixed, emb, pos4, 2, one};
     CHECK(mp_llama_forward(&m, &st, &kv, ex, &me, 1, &err) == 0);
     e = rel_err(one, lg, (size_t)V * T_PROMPT);
     CHECKF(e < 1e-6, "%s/%s: embedding items differ from token items: %.3g", c->name, fmt, e);
@@ -353,15 +368,16 @@ static void check_model(const tcfg *c, const char *path, const char *fmt, const 
     CHECKF(f >= 0, "%s", err.msg);
     if (f >= 0) {
         cur = got[0];
-        mp_llama_seq d = {f, 1, &cur, NULL, NULL, 1, tmp};
+        mp_llama_seq d = {f, 1, &cur, NULL, pos4 ? gp[0] : NULL, 1, tmp};
         CHECK(mp_llama_forward(&m, &st, &kv, ex, &d, 1, &err) == 0);
-        CHECK_EQ_INT(mp_argmax(ex, tmp, V), got[1]);
+        int32_t am = (int32_t)mp_argmax(ex, tmp, V);
+        CHECK_EQ_INT(am, got[1]);
     }
 
     /* 6. context overflow and bad tokens are clear errors */
     int32_t many[64];
     for (int i = 0; i < 64; i++) many[i] = prompt[i % T_PROMPT];
-    mp_llama_seq big = {s2, 64, many, NULL, NULL, 1, tmp};
+    mp_llama_seq big = {s2, 64, many, NULL, NULL, 1, tmp}; /* (positions only matter once it fits) */
     rc = mp_llama_forward(&m, &st, &kv, ex, &big, 1, &err);
     CHECKF(rc < 0 && strstr(err.msg, "context overflow"), "overflow: rc %d, '%s'", rc, err.msg);
     int32_t badtok = V + 5;
@@ -410,6 +426,23 @@ int main(void) {
         CHECKF(write_gguf(c, &mw, path, BAD_NONE, &err) == 0, "%s", err.msg);
         int32_t prompt[T_PROMPT];
         for (int i = 0; i < T_PROMPT; i++) prompt[i] = (int32_t)(mp_test_rng(&rng) % (unsigned)c->V);
+        int32_t pos4[T_PROMPT * 4], *pp = NULL;
+        if (c->sec[0]) { /* 4 text tokens, a 2 x 3 image at t = 4, then text from max + 1 = 7 */
+            int32_t p3[3][T_PROMPT];
+            for (int i = 0; i < T_PROMPT; i++) {
+                int t = i, h = i, w = i;
+                if (i >= 4 && i < 10) { t = 4; h = 4 + (i - 4) / 3; w = 4 + (i - 4) % 3; }
+                if (i >= 10) t = h = w = 7 + (i - 10);
+                p3[0][i] = t; p3[1][i] = h; p3[2][i] = w;
+                pos4[i * 4] = t; pos4[i * 4 + 1] = h; pos4[i * 4 + 2] = w; pos4[i * 4 + 3] = 0;
+            }
+            snprintf(path, sizeof path, "%s/ref.pos", dir);
+            FILE *pf = fopen(path, "wb");
+            CHECK(pf && fwrite(p3, sizeof p3, 1, pf) == 1);
+            if (pf) fclose(pf);
+            pp = pos4;
+            snprintf(path, sizeof path, "%s/%s.gguf", root, c->name);
+        }
         int rc = run_ref(dir, prompt);
         CHECKF(rc == 0, "%s: llama_ref.py failed (%d)", c->name, rc);
         char rp[700];
@@ -422,8 +455,8 @@ int main(void) {
             if (fscanf(gf, "%d", &greedy[i]) != 1) greedy[i] = -1;
         if (gf) fclose(gf);
         if (ref) {
-            check_model(c, path, "gguf", prompt, ref, greedy, &ex);
-            check_model(c, dir, "hf", prompt, ref, greedy, &ex);
+            check_model(c, path, "gguf", prompt, ref, greedy, pp, &ex);
+            check_model(c, dir, "hf", prompt, ref, greedy, pp, &ex);
         }
         free(ref);
         /* bad files: one clear line each */

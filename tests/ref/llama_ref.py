@@ -11,6 +11,9 @@ usage: llama_ref.py MODEL_DIR OUT_PREFIX N_GREEDY TOKEN [TOKEN ...]
   MODEL_DIR has config.json and model.safetensors (F32 / F16 / BF16), read without the safetensors
   package. Writes OUT_PREFIX.logits (float32 [T][V], little-endian) for the given tokens, and
   OUT_PREFIX.greedy (N_GREEDY ids, text) continuing them greedily.
+  qwen2_vl (M-RoPE, modeling_qwen2_vl.apply_multimodal_rotary_pos_emb): the three position streams come
+  from OUT_PREFIX.pos (int32 [3][T]) when present, else 0..T-1 in each; greedy tokens continue at
+  max(position) + 1 in every stream, as get_rope_index places text after an image.
 """
 import json
 import math
@@ -58,6 +61,8 @@ def inv_freq_and_scale(cfg, dim):
         return inv, 1.0
     kind = rs.get("rope_type", rs.get("type"))
     factor = rs.get("factor", 1.0)
+    if kind in ("default", "mrope"):
+        return inv, 1.0
     if kind == "linear":
         return inv / factor, 1.0
     if kind == "llama3":
@@ -103,7 +108,7 @@ def rms_norm(x, w, eps):
     return w * (x * torch.rsqrt(var + eps))
 
 
-def forward(cfg, W, tokens):
+def forward(cfg, W, tokens, pos3=None):
     mt = cfg["model_type"]
     H = cfg["num_attention_heads"]
     KV = cfg.get("num_key_value_heads", H)
@@ -116,10 +121,24 @@ def forward(cfg, W, tokens):
     if granite:
         x = x * cfg["embedding_multiplier"]
     inv, ascale = inv_freq_and_scale(cfg, hd)
-    pos = torch.arange(T, dtype=DT)
-    freqs = torch.outer(pos, inv)
-    emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos() * ascale, emb.sin() * ascale
+    rs = cfg.get("rope_scaling") or {}
+    if "mrope_section" in rs:
+        if pos3 is None:
+            pos3 = [list(range(T))] * 3
+        coss, sins = [], []
+        for s in range(3):
+            freqs = torch.outer(torch.tensor(pos3[s], dtype=DT), inv)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            coss.append(emb.cos())
+            sins.append(emb.sin())
+        sec = rs["mrope_section"] * 2
+        cos = torch.cat([m[i % 3] for i, m in enumerate(torch.stack(coss).split(sec, dim=-1))], dim=-1)
+        sin = torch.cat([m[i % 3] for i, m in enumerate(torch.stack(sins).split(sec, dim=-1))], dim=-1)
+    else:
+        pos = torch.arange(T, dtype=DT)
+        freqs = torch.outer(pos, inv)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos() * ascale, emb.sin() * ascale
     scaling = cfg["attention_multiplier"] if granite else hd ** -0.5
     resm = cfg["residual_multiplier"] if granite else 1.0
     mask = torch.full((T, T), float("-inf"), dtype=DT).triu(1)
@@ -169,18 +188,27 @@ def main():
     tokens = [int(t) for t in sys.argv[4:]]
     with open(mdir + "/config.json") as f:
         cfg = json.load(f)
-    if cfg["model_type"] not in ("llama", "qwen2", "granite"):
+    if cfg["model_type"] not in ("llama", "qwen2", "qwen2_vl", "granite"):
         raise SystemExit(f"model_type {cfg['model_type']} not supported by the reference")
     W = load_safetensors(mdir + "/model.safetensors")
+    pos3 = None
+    try:
+        p = np.fromfile(out + ".pos", dtype="<i4").reshape(3, len(tokens))
+        pos3 = [list(map(int, p[s])) for s in range(3)]
+    except FileNotFoundError:
+        pass
     with torch.no_grad():
-        logits = forward(cfg, W, tokens)
+        logits = forward(cfg, W, tokens, pos3)
         logits.to(torch.float32).numpy().astype("<f4").tofile(out + ".logits")
         seq = list(tokens)
         greedy = []
         for _ in range(n_greedy):
-            nxt = int(torch.argmax(forward(cfg, W, seq)[-1]))
+            nxt = int(torch.argmax(forward(cfg, W, seq, pos3)[-1]))
             greedy.append(nxt)
             seq.append(nxt)
+            if pos3 is not None:
+                nxp = max(max(st) for st in pos3) + 1
+                pos3 = [st + [nxp] for st in pos3]
     with open(out + ".greedy", "w") as f:
         f.write(" ".join(str(t) for t in greedy) + "\n")
     return 0
