@@ -4,6 +4,7 @@
  * fill one struct (tokenizer_int.h) through tok_new/tok_set/tok_finish.
  */
 #include "llm/tokenizer_int.h"
+#include "models/mmap.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -241,8 +242,10 @@ int tok_finish(mp_tokenizer *t, mp_error *err, const char *src) {
     if (!t->ht) return mp_errf(err, "%s: out of memory for the vocabulary", src);
     memset(t->ht, 0xff, cap * sizeof *t->ht);
     t->ht_mask = cap - 1;
+    t->max_tok_len = 0;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         const tok_entry *e = &t->v[id];
+        if ((int)e->len > t->max_tok_len) t->max_tok_len = (int)e->len;
         const char *s = t->pool + e->off;
         uint32_t h = hash_bytes(s, e->len) & t->ht_mask;
         for (;;) {
@@ -273,6 +276,9 @@ int tok_finish(mp_tokenizer *t, mp_error *err, const char *src) {
     for (int b = 0; b < 256; b++) {
         char tmp[8];
         if (t->kind == TK_SPM) {
+            snprintf(tmp, sizeof tmp, "<0x%02X>", b);
+            t->byte_tok[b] = tok_lookup(t, tmp, 6);
+        } else if (t->kind == TK_BPE && t->byte_fallback) {
             snprintf(tmp, sizeof tmp, "<0x%02X>", b);
             t->byte_tok[b] = tok_lookup(t, tmp, 6);
         } else if (t->kind == TK_BPE) {
@@ -318,7 +324,41 @@ void mp_tokenizer_free(mp_tokenizer *t) {
     free(t->mg_key);
     free(t->mg_rank);
     free(t->specials);
+    for (int i = 0; i < t->n_regex; i++) {
+        free(t->regex_src[i]);
+        tok_regex_free(t->regex[i]);
+    }
     free(t);
+}
+
+/* Tokens that end a turn but are not always typed as control in older conversions. */
+static const char *const eog_texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                        "<|end_of_text|>", "<end_of_utterance>", "<|eom_id|>", "<EOT>", NULL};
+
+void tok_mark_eog(mp_tokenizer *t) {
+    t->n_eog = 0;
+    if (t->eos >= 0) t->eog[t->n_eog++] = t->eos;
+    for (int k = 0; eog_texts[k]; k++) {
+        int32_t id = tok_lookup(t, eog_texts[k], strlen(eog_texts[k]));
+        if (id < 0) continue;
+        if (t->eot < 0) t->eot = id;
+        if (t->v[id].type != TT_CONTROL && t->v[id].type != TT_USER_DEFINED) t->v[id].type = TT_CONTROL;
+        if (t->n_eog < 16 && id != t->eos) t->eog[t->n_eog++] = id;
+    }
+    if (t->eot >= 0 && t->n_eog < 16) {
+        int have = 0;
+        for (int i = 0; i < t->n_eog; i++) have |= t->eog[i] == t->eot;
+        if (!have) t->eog[t->n_eog++] = t->eot;
+    }
+}
+
+int32_t mp_tokenizer_eot(const mp_tokenizer *t) { return t->eot; }
+
+int mp_tokenizer_is_eog(const mp_tokenizer *t, int32_t id) {
+    if (id < 0) return 0;
+    for (int i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id) return 1;
+    return 0;
 }
 
 int mp_tokenizer_n_vocab(const mp_tokenizer *t) { return t->n_vocab; }
@@ -340,25 +380,17 @@ typedef struct spm_sym {
     int n; /* bytes; 0 once merged away */
 } spm_sym;
 
-typedef struct spm_bigram {
-    float score;
-    int left, right;
-    int size;
-    int32_t id;
-} spm_bigram;
+/* ------------------------------------------------------------------ pair heap (SPM and BPE merges) */
 
-/* max-heap: higher score first, then the leftmost pair */
-static int bigram_before(const spm_bigram *a, const spm_bigram *b) {
-    if (a->score != b->score) return a->score > b->score;
-    return a->left < b->left;
+static int pair_before(const tok_pair *x, const tok_pair *y) {
+    if (x->key != y->key) return x->key > y->key;
+    return x->left < y->left;
 }
 
-typedef struct bheap { spm_bigram *p; int n, cap; } bheap;
-
-static int bheap_push(bheap *h, spm_bigram v) {
+int tok_heap_push(tok_heap *h, tok_pair v) {
     if (h->n == h->cap) {
         int nc = h->cap ? h->cap * 2 : 64;
-        spm_bigram *np = realloc(h->p, (size_t)nc * sizeof *np);
+        tok_pair *np = realloc(h->p, (size_t)nc * sizeof *np);
         if (!np) return -1;
         h->p = np;
         h->cap = nc;
@@ -366,7 +398,7 @@ static int bheap_push(bheap *h, spm_bigram v) {
     int i = h->n++;
     while (i > 0) {
         int par = (i - 1) / 2;
-        if (!bigram_before(&v, &h->p[par])) break;
+        if (!pair_before(&v, &h->p[par])) break;
         h->p[i] = h->p[par];
         i = par;
     }
@@ -374,14 +406,14 @@ static int bheap_push(bheap *h, spm_bigram v) {
     return 0;
 }
 
-static spm_bigram bheap_pop(bheap *h) {
-    spm_bigram top = h->p[0], last = h->p[--h->n];
+tok_pair tok_heap_pop(tok_heap *h) {
+    tok_pair top = h->p[0], last = h->p[--h->n];
     int i = 0;
     for (;;) {
         int l = 2 * i + 1, r = l + 1, m = i;
-        const spm_bigram *best = &last;
-        if (l < h->n && bigram_before(&h->p[l], best)) { m = l; best = &h->p[l]; }
-        if (r < h->n && bigram_before(&h->p[r], best)) { m = r; }
+        const tok_pair *best = &last;
+        if (l < h->n && pair_before(&h->p[l], best)) { m = l; best = &h->p[l]; }
+        if (r < h->n && pair_before(&h->p[r], best)) m = r;
         if (m == i) break;
         h->p[i] = h->p[m];
         i = m;
@@ -390,14 +422,15 @@ static spm_bigram bheap_pop(bheap *h) {
     return top;
 }
 
-static int spm_try_bigram(const mp_tokenizer *t, const spm_sym *sy, int left, int right, bheap *h) {
+/* a = merged length in bytes (to spot stale entries) */
+static int spm_try_bigram(const mp_tokenizer *t, const spm_sym *sy, int left, int right, tok_heap *h) {
     if (left < 0 || right < 0) return 0;
     int n = sy[left].n + sy[right].n;
     /* symbols are adjacent in the buffer, so the merged text is contiguous */
     int32_t id = tok_lookup(t, sy[left].text, (size_t)n);
     if (id < 0) return 0;
-    spm_bigram b = {t->v[id].score, left, right, n, id};
-    return bheap_push(h, b);
+    tok_pair b = {t->v[id].score, left, right, n, id};
+    return tok_heap_push(h, b);
 }
 
 static int emit_bytes_fallback(const mp_tokenizer *t, const char *s, int n, ibuf *out) {
@@ -414,7 +447,7 @@ static int emit_bytes_fallback(const mp_tokenizer *t, const char *s, int n, ibuf
 static int spm_encode(const mp_tokenizer *t, const char *text, int len, ibuf *out) {
     if (len <= 0) return 0;
     spm_sym *sy = malloc((size_t)len * sizeof *sy);
-    bheap h = {0};
+    tok_heap h = {0};
     if (!sy) return -1;
     int ns = 0;
     for (int i = 0; i < len;) {
@@ -430,9 +463,9 @@ static int spm_encode(const mp_tokenizer *t, const char *text, int len, ibuf *ou
     int rc = 0;
     for (int i = 1; i < ns && !rc; i++) rc = spm_try_bigram(t, sy, i - 1, i, &h);
     while (h.n > 0 && !rc) {
-        spm_bigram b = bheap_pop(&h);
+        tok_pair b = tok_heap_pop(&h);
         spm_sym *L = &sy[b.left], *R = &sy[b.right];
-        if (L->n == 0 || R->n == 0 || L->n + R->n != b.size) continue;
+        if (L->n == 0 || R->n == 0 || L->n + R->n != b.a) continue;
         L->n += R->n;
         R->n = 0;
         L->next = R->next;
@@ -488,11 +521,13 @@ static int is_ws_byte(char c) { return c == ' ' || c == '\t' || c == '\n' || c =
 /* Splits text into raw fragments and special-token matches (longest special first, leftmost). */
 static int partition_specials(const mp_tokenizer *t, const char *text, size_t len, int parse_special, fbuf *out) {
     frag whole = {-1, 0, len};
+    if (len == 0) return 0;
     if (fbuf_push(out, whole)) return -1;
-    if (!parse_special) return 0;
     for (int si = 0; si < t->n_specials; si++) {
         int32_t id = t->specials[si];
         const tok_entry *e = &t->v[id];
+        /* user-defined (added, non-special) tokens are always matched; control ones on request */
+        if (!parse_special && e->type != TT_USER_DEFINED) continue;
         const char *sp = t->pool + e->off;
         size_t sn = e->len;
         for (int fi = 0; fi < out->n; fi++) {
@@ -531,26 +566,34 @@ int mp_tokenize(const mp_tokenizer *t, const char *text, size_t len, int add_spe
     ibuf out = {0};
     fbuf fr = {0};
     int rc = 0;
-    if (add_special && t->add_bos && t->bos >= 0) rc = ibuf_push(&out, t->bos);
+    if (add_special && t->has_template)
+        for (int i = 0; i < t->n_tmpl_pre && !rc; i++) rc = ibuf_push(&out, t->tmpl_pre[i]);
+    else if (add_special && t->add_bos && t->bos >= 0)
+        rc = ibuf_push(&out, t->bos);
     if (!rc) rc = partition_specials(t, text, len, parse_special, &fr);
-    int first_raw = 1;
+    int prev_special = 1;
     for (int i = 0; i < fr.n && !rc; i++) {
         frag f = fr.p[i];
-        if (f.id >= 0) { rc = ibuf_push(&out, f.id); continue; }
+        if (f.id >= 0) { rc = ibuf_push(&out, f.id); prev_special = 1; continue; }
         const char *s = text + f.off;
         if (t->kind == TK_SPM) {
-            /* llama.cpp: the dummy prefix goes before the first raw fragment only, when it is at the
-             * start of the text or follows a special token */
-            int prefix = t->add_space_prefix && first_raw && (t->spm_l2c ? len > 0 : 1);
-            rc = spm_fragment(t, s, f.len, prefix, &out);
+            /* the dummy prefix goes before raw text at the start or right after a special token */
+            rc = spm_fragment(t, s, f.len, t->add_space_prefix && prev_special, &out);
+        } else if (t->kind == TK_BPE) {
+            rc = tok_bpe_fragment(t, s, f.len, &out);
         } else {
-            rc = -1; /* byte-level BPE and WordPiece: not yet */
+            rc = tok_wpm_fragment(t, s, f.len, &out);
         }
-        first_raw = 0;
+        prev_special = 0;
     }
-    if (!rc && add_special && t->add_eos && t->eos >= 0) rc = ibuf_push(&out, t->eos);
+    if (add_special && t->has_template) {
+        for (int i = 0; i < t->n_tmpl_post && !rc; i++) rc = ibuf_push(&out, t->tmpl_post[i]);
+    } else if (add_special) {
+        if (!rc && t->add_eos && t->eos >= 0) rc = ibuf_push(&out, t->eos);
+        if (!rc && t->add_sep && t->sep >= 0) rc = ibuf_push(&out, t->sep);
+    }
     int n = out.n;
-    if (!rc && ids) memcpy(ids, out.p, (size_t)(n < max_ids ? n : max_ids) * sizeof *ids);
+    if (!rc && ids && n > 0 && max_ids > 0) memcpy(ids, out.p, (size_t)(n < max_ids ? n : max_ids) * sizeof *ids);
     free(out.p);
     free(fr.p);
     return rc ? -1 : n;
@@ -640,27 +683,11 @@ int mp_detok_flush(mp_detok *d, char *out, int cap) {
 
 /* ------------------------------------------------------------------ llama2.c tokenizer.bin */
 
-static int read_all(const char *path, unsigned char **data, size_t *size, mp_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return mp_errf(err, "%s: cannot open", path);
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return mp_errf(err, "%s: cannot seek", path); }
-    long sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return mp_errf(err, "%s: cannot seek", path); }
-    unsigned char *p = malloc((size_t)sz + 1);
-    if (!p) { fclose(f); return mp_errf(err, "%s: out of memory (%ld bytes)", path, sz); }
-    if (sz && fread(p, 1, (size_t)sz, f) != (size_t)sz) { free(p); fclose(f); return mp_errf(err, "%s: read error", path); }
-    fclose(f);
-    p[sz] = 0;
-    *data = p;
-    *size = (size_t)sz;
-    return 0;
-}
-
 int mp_tokenizer_load_llama2c(mp_tokenizer **out, const char *path, int vocab_size, mp_error *err) {
     *out = NULL;
     unsigned char *d = NULL;
     size_t n = 0;
-    if (read_all(path, &d, &n, err)) return -1;
+    if (mp_read_file(path, (size_t)1 << 30, (char **)&d, &n, err)) return -1;
     int32_t maxlen;
     if (n < 4) { free(d); return mp_errf(err, "%s: too short for a llama2.c tokenizer", path); }
     memcpy(&maxlen, d, 4);
@@ -712,6 +739,7 @@ int mp_tokenizer_load_llama2c(mp_tokenizer **out, const char *path, int vocab_si
     if (tok_finish(t, err, path)) { mp_tokenizer_free(t); return -1; }
     /* llama2.c's specials are not matched in text; only its 3 control entries exist */
     t->n_specials = 0;
+    if (t->eos >= 0) t->eog[t->n_eog++] = t->eos;
     *out = t;
     return 0;
 }

@@ -29,6 +29,10 @@ void mp_tokenizer_free(mp_tokenizer *t);
 int mp_tokenizer_n_vocab(const mp_tokenizer *t);
 int32_t mp_tokenizer_bos(const mp_tokenizer *t); /* -1 when the model has none */
 int32_t mp_tokenizer_eos(const mp_tokenizer *t);
+/* End-of-turn token (e.g. "<|im_end|>", "<|eot_id|>", "<end_of_utterance>"), or -1. */
+int32_t mp_tokenizer_eot(const mp_tokenizer *t);
+/* 1 if generation should stop at id: EOS, EOT, or another end-of-generation token of the vocabulary. */
+int mp_tokenizer_is_eog(const mp_tokenizer *t, int32_t id);
 /* Id of an exact token string (e.g. "<|im_end|>", "<image>"), or -1. */
 int32_t mp_tokenizer_find(const mp_tokenizer *t, const char *piece);
 /* 1 for control/special tokens (not printed when decoding with skip_special). */
