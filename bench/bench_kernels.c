@@ -2,6 +2,7 @@
  * and decode, norms, softmax, activations, rope, depthwise conv, patch-embedding conv) at the scalar
  * reference level and at the best SIMD level, as GFLOP/s with the ratio to this machine's measured FMA
  * peak (a register-only FMA loop on the same threads), or GB/s for the memory-bound ops.
+ * MMPIPE_SIMD=avx2 (or ref) caps the level measured.
  *   BENCH kernels op=attention shape=... level=avx512 threads=2 ms=... gflops=... peak=... ratio=...
  */
 #include <immintrin.h>
@@ -149,7 +150,7 @@ int bench_kernels(int argc, char **argv) {
         fprintf(stderr, "mmpipe bench kernels: %s\n", tp ? err.msg : "cannot create the thread pool");
         return 1;
     }
-    int nth = mp_threadpool_size(tp), best = mp_cpu_set_level(-1);
+    int nth = mp_threadpool_size(tp), best = mp_cpu_level(); /* MMPIPE_SIMD=avx2 benchmarks the AVX2 path */
     double peak = fma_peak(tp);
     printf("BENCH kernels op=fma_peak level=%s threads=%d gflops=%.1f\n", mp_cpu_level_name(best), nth, peak / 1e9);
     int reps = quick ? 2 : 5;
@@ -241,7 +242,7 @@ int bench_kernels(int argc, char **argv) {
         mp_aligned_free(wbuf);
         free(s.pos);
     }
-    mp_cpu_set_level(-1);
+    mp_cpu_set_level(best);
     mp_exec_free(&ex);
     mp_threadpool_free(tp);
     return 0;
