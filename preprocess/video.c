@@ -480,13 +480,13 @@ int mp_video_load(const char *path, const mp_video_opts *opts, mp_video *v, mp_e
     int lost_tail = (s.read_error && end_ok < v->duration - frame_dur) ||
                     (!every && ti < nt && (s.read_error || s.n_bad || end_ok < st_dur - 1.5 * frame_dur));
     if (lost_tail) {
+        const char *detail = s.read_error ? s.read_msg : s.n_bad ? s.bad_msg : "";
         v->lost_from = end_ok;
         v->lost_to = v->duration > end_ok ? v->duration : end_ok;
         snprintf(v->warning, sizeof v->warning,
                  "video from %.3f s to %.3f s could not be decoded (truncated or corrupt file%s%s); %d of %d "
                  "sampled frames returned",
-                 v->lost_from, v->lost_to, s.read_error ? ": " : "", s.read_error ? s.read_msg : "", v->n_frames,
-                 every ? v->n_frames : nt);
+                 v->lost_from, v->lost_to, *detail ? ": " : "", detail, v->n_frames, every ? v->n_frames : nt);
     } else if (s.n_bad) {
         v->lost_from = s.bad_from > 0 ? s.bad_from : 0;
         v->lost_to = s.bad_to > v->lost_from ? s.bad_to : v->lost_from;
