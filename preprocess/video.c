@@ -314,6 +314,20 @@ static double scan_packets(vstate *s, int64_t *count) {
     return end;
 }
 
+/* Seeking to t pays only when the key frame before t comes after the current position. With an index
+ * (mp4, mkv cues, avi idx1) that is known before seeking; without one, try (and the caller stops
+ * seeking when a seek lands behind). */
+static int keyframe_ahead(const vstate *s, double t, double pos) {
+    int n = avformat_index_get_entries_count(s->st);
+    if (n <= 0) return 1;
+    int64_t ts = (s->st->start_time != AV_NOPTS_VALUE ? s->st->start_time : 0) + (int64_t)floor(t / s->tb);
+    const AVIndexEntry *last = avformat_index_get_entry(s->st, n - 1);
+    if (!last || last->timestamp < ts) return 1; /* index not (yet) covering t, e.g. Matroska cues unread */
+    const AVIndexEntry *e = avformat_index_get_entry_from_timestamp(s->st, ts, AVSEEK_FLAG_BACKWARD);
+    if (!e) return 0;
+    return (double)e->timestamp * s->tb - s->start > pos + 1e-9;
+}
+
 static void vclose(vstate *s) {
     av_packet_free(&s->pkt);
     avcodec_free_context(&s->cc);
@@ -423,7 +437,8 @@ int mp_video_load(const char *path, const mp_video_opts *opts, mp_video *v, mp_e
     int have_prev = 0, ti = 0, just_seeked = 0;
     double pos_before_seek = 0;
     while (every || ti < nt) {
-        if (can_seek && !every && t[ti] - pos > thr && t[ti] - (have_prev ? prev_t : 0) > thr) {
+        if (can_seek && !every && t[ti] - pos > thr && t[ti] - (have_prev ? prev_t : 0) > thr &&
+            keyframe_ahead(&s, t[ti], have_prev ? prev_t : -1e30)) {
             int64_t ts = (s.st->start_time != AV_NOPTS_VALUE ? s.st->start_time : 0) + (int64_t)floor(t[ti] / s.tb);
             if (av_seek_frame(s.fc, s.si, ts, AVSEEK_FLAG_BACKWARD) >= 0) {
                 avcodec_flush_buffers(s.cc);
