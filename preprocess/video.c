@@ -15,6 +15,7 @@ mp_video_opts mp_video_default_opts(void) {
     memset(&o, 0, sizeof o);
     o.policy = MP_VIDEO_SAMPLE_FPS;
     o.fps = 1.0;
+    o.skip_secs = 1.0;
     o.alpha = MP_ALPHA_WHITE;
     return o;
 }
@@ -97,17 +98,27 @@ static int plan_times(const mp_video_opts *o, double D, double nfps, int64_t N, 
         }
         break;
     }
-    case MP_VIDEO_SAMPLE_SMOLVLM2: { /* transformers' smolvlm_sample_indices_fn (skip_secs = 0) */
+    case MP_VIDEO_SAMPLE_SMOLVLM2: { /* transformers' smolvlm_sample_indices_fn */
         double fps = o->fps > 0 ? o->fps : 1.0;
         int64_t mx = cap > 0 ? cap : 64;
         n = (int64_t)nearbyint(fps * D);
         if (n > mx) n = mx;
         if (n < 1) n = 1;
+        /* skip_secs at both ends when the video is long enough (load_smolvlm_video uses 1 s) */
+        double skip = o->skip_secs;
+        int64_t i0 = 0, i1 = N - 1;
+        if (skip > 0 && (D - 2 * skip) > ((double)mx * fps)) {
+            i0 = (int64_t)(skip * nfps);
+            i1 = (int64_t)((double)N - skip * nfps);
+        }
+        if (i0 < 0) i0 = 0;
+        if (i1 > N - 1) i1 = N - 1;
+        if (i0 >= i1) i0 = 0, i1 = N - 1;
         t = malloc(sizeof(double) * (size_t)n);
         if (!t) break;
-        double step = n > 1 ? (double)(N - 1) / (double)(n - 1) : 0;
+        double step = n > 1 ? (double)(i1 - i0) / (double)(n - 1) : 0;
         for (int64_t i = 0; i < n; i++) {
-            double x = i == n - 1 && n > 1 ? (double)(N - 1) : (double)i * step; /* numpy: last = stop */
+            double x = i == n - 1 && n > 1 ? (double)i1 : (double)i * step + (double)i0; /* numpy: last = stop */
             t[i] = floor(x) / nfps;
         }
         break;

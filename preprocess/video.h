@@ -15,7 +15,8 @@
  *    [min_frames (4), min(max_frames (768), n_frames)], floored to an even number, frame indices
  *    round(linspace(0, n_frames-1, n)) (round half to even, as torch).
  *  - MP_VIDEO_SAMPLE_SMOLVLM2: transformers' smolvlm_sample_indices_fn: n = min(round(fps*duration),
- *    max_frames) (>= 1), indices int(linspace(0, n_frames-1, n)), duplicates removed.
+ *    max_frames) (>= 1), indices int(linspace(start, end, n)), duplicates removed; start/end skip
+ *    skip_secs at both ends when duration - 2*skip_secs > max_frames*fps (load_smolvlm_video: 1 s).
  *   (Index policies map index i to time i/native_fps; n_frames is the container's count, or
  *   duration*native_fps rounded when the container has none.)
  * Seeking: when the next target is more than `seek_threshold` seconds ahead of the decoder, the demuxer
@@ -46,6 +47,7 @@ typedef struct mp_video_opts {
     double fps;            /* sampling rate (frames per second of video time) */
     int max_frames;        /* cap (0: none for FPS; 768 for QWEN2VL; 64 for SMOLVLM2) */
     int min_frames;        /* QWEN2VL only (0: 4) */
+    double skip_secs;      /* SMOLVLM2 only: seconds skipped at both ends of long videos (default 1.0) */
     double seek_threshold; /* seconds; <= 0: default 1.0 */
     int no_seek;           /* decode every packet (for tests / broken indexes) */
     int alpha;             /* MP_ALPHA_WHITE or MP_ALPHA_DROP for formats with alpha */

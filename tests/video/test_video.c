@@ -184,6 +184,21 @@ static void test_generated(void) {
                 check_indices("smolvlm2 policy (cap)", &v, want, n, NULL);
                 mp_video_free(&v);
             }
+            o.fps = 0.5;
+            o.max_frames = 1;
+            o.skip_secs = 1.0; /* 5 - 2 > 1 * 0.5: skip 1 s (24 frames) at both ends */
+            n = py_indices("np.unique(np.linspace(int(1.0 * 24), int(120 - 1.0 * 24), 1, dtype=int))", want, 64);
+            if (n > 0 && load(path, &o, &v) == 0) {
+                check_indices("smolvlm2 policy (skip)", &v, want, n, NULL);
+                mp_video_free(&v);
+            }
+            o.max_frames = 4;
+            o.fps = 2; /* 5 - 2 > 8 is false: no skip */
+            n = py_indices("np.unique(np.linspace(0, 119, 4, dtype=int))", want, 64);
+            if (n > 0 && load(path, &o, &v) == 0) {
+                check_indices("smolvlm2 policy (cap)", &v, want, n, NULL);
+                mp_video_free(&v);
+            }
         }
     }
 }
@@ -338,7 +353,21 @@ static void test_broken(void) {
         mp_image_free(&im);
         mp_video_free(&v);
     }
+    o = mp_video_default_opts();
+    o.fps = 2;
     CHECK(mp_video_load(mp_fixture("images/broken/truncated_skimage.jpg"), NULL, &v, &err) == -1);
+    /* an animated GIF is a video (written by the ffmpeg CLI: 20 frames at 10 fps) */
+    if (mp_tt_have_ffmpeg()) {
+        char gif[1024], cmd[2048];
+        snprintf(gif, sizeof gif, "%s/anim.gif", mp_tt_tmpdir("video"));
+        snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=64x48:rate=10:duration=2 '%s'", gif);
+        if (mp_tt_run(cmd) == 0 && load(gif, &o, &v) == 0) {
+            CHECKF(v.n_frames == 4 && v.width == 64 && v.height == 48 && strcmp(v.codec, "gif") == 0,
+                   "gif: %d frames %dx%d %s", v.n_frames, v.width, v.height, v.codec);
+            for (int i = 0; i < v.n_frames; i++) CHECK_NEAR(v.frames[i].pts, i * 0.5, 1e-6);
+            mp_video_free(&v);
+        }
+    }
     /* corrupt bytes in the middle of a stream: frames before and after still come out, no crash */
     char path[1024];
     snprintf(path, sizeof path, "%s/corrupt.mkv", mp_tt_tmpdir("video"));
