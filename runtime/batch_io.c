@@ -228,8 +228,9 @@ int mp_req_reader_next(mp_req_reader *r, mp_request *req, char **bad_id, mp_erro
     }
     if (!strcmp(url->valuestring, "/v1/chat/completions")) req->kind = MP_REQ_CHAT;
     else if (!strcmp(url->valuestring, "/v1/audio/transcriptions")) req->kind = MP_REQ_TRANSCRIBE;
+    else if (!strcmp(url->valuestring, "/v1/completions")) req->kind = MP_REQ_COMPLETION;
     else {
-        mp_errf(err, "%s:%lld: unsupported url \"%s\" (supported: /v1/chat/completions, /v1/audio/transcriptions)",
+        mp_errf(err, "%s:%lld: unsupported url \"%s\" (supported: /v1/chat/completions, /v1/completions, /v1/audio/transcriptions)",
                 r->path, (long long)r->line_no, url->valuestring);
         goto done;
     }

@@ -26,6 +26,7 @@ struct cJSON;
 typedef enum mp_req_kind {
     MP_REQ_CHAT = 1,       /* /v1/chat/completions */
     MP_REQ_TRANSCRIBE = 2, /* /v1/audio/transcriptions */
+    MP_REQ_COMPLETION = 3, /* /v1/completions (plain prompt, no chat template) */
 } mp_req_kind;
 
 /* One parsed request line. `body` is owned by the request. */

@@ -109,13 +109,16 @@ static void eseq_free(eseq *s) {
     free(s);
 }
 
+static void finish(mp_engine *e, eseq *s, const char *error, const char *reason);
+
 void mp_engine_free(mp_engine *e) {
     if (!e) return;
+    /* requests still queued or running end as "cancelled" (the callback frees what it attached) */
     for (eseq *s = e->wait_head, *n; s; s = n) {
         n = s->next;
-        eseq_free(s);
+        finish(e, s, "cancelled", "cancelled");
     }
-    for (int i = 0; i < e->n_run; i++) eseq_free(e->run[i]);
+    for (int i = 0; i < e->n_run; i++) finish(e, e->run[i], "cancelled", "cancelled");
     if (e->kv.seqs) mp_kvcache_free(&e->kv, e->ex);
     mp_llama_state_free(&e->st, e->ex);
     if (e->embd_dev) mp_backend_free(e->ex, e->embd_dev);

@@ -49,7 +49,8 @@ typedef struct mp_gen_result {
     float *top_logprobs;
     int top_k;
     int n_tokens, n_prompt;
-    const char *finish_reason;   /* "stop" (EOS or stop string) or "length" */
+    const char *finish_reason;   /* "stop" (EOS or stop string), "length", "error", or "cancelled" (the engine
+                                  * was freed before the request finished: no result, e.g. after SIGINT) */
     double t_submit, t_first, t_done; /* seconds (monotonic) */
 } mp_gen_result;
 
@@ -71,6 +72,7 @@ typedef struct mp_engine mp_engine;
 /* The model, tokenizer and exec are borrowed and must outlive the engine. */
 int mp_engine_create(mp_engine **out, const mp_llama *model, const mp_tokenizer *tok, mp_exec *ex,
                      const mp_engine_params *p, mp_gen_done_fn done, void *done_ctx, mp_error *err);
+/* Requests not finished yet get the callback with finish_reason "cancelled". */
 void mp_engine_free(mp_engine *e);
 
 /* Queue a request. A request that can never run (too long for the context, bad parameters) finishes
