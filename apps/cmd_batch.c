@@ -497,6 +497,12 @@ int cmd_batch(int argc, char **argv) {
     char out_path[4096];
     mp_shard_output_name(&sh, out, out_path, sizeof out_path);
 
+    /* from here on SIGINT/SIGTERM stop the run gracefully (also while the model loads) */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     int rc = 2;
     mp_threadpool *tp = mp_threadpool_create(cc.n_threads);
     mp_exec ex;
@@ -521,11 +527,6 @@ int cmd_batch(int argc, char **argv) {
     if (mp_engine_create(&e, &tm.llm, tm.tok, &ex, &ep, on_done, &b, &err) < 0) goto fail;
     if (sh.count > 1) fprintf(stderr, "mmpipe batch: shard %d of %d -> %s\n", sh.index, sh.count, out_path);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     int tty = isatty(2) || force_progress;
     int eof = 0, engine_failed = 0;
     double t_stop = 0;
