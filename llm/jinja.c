@@ -24,14 +24,19 @@
 /* ================================================================ arena */
 
 typedef struct ablock { struct ablock *next; size_t used, cap; char data[]; } ablock;
-typedef struct arena { ablock *head; } arena;
+/* total: bytes of blocks taken; limit: most bytes a render may take (0: none); going past it longjmps
+ * with code 3 (the render names the limit) */
+typedef struct arena { ablock *head; size_t total, limit; } arena;
 
 static void *ar_alloc(arena *a, size_t n, jmp_buf *jb) {
+    if (n > ((size_t)1 << 40)) { if (jb) longjmp(*jb, a->limit ? 3 : 2); return NULL; }
     n = (n + 15) & ~(size_t)15;
     if (!a->head || a->head->used + n > a->head->cap) {
         size_t cap = n > 65536 ? n : 65536;
+        if (a->limit && a->total + cap > a->limit) { if (jb) longjmp(*jb, 3); return NULL; }
         ablock *b = malloc(sizeof *b + cap);
         if (!b) { if (jb) longjmp(*jb, 2); return NULL; }
+        a->total += cap;
         b->next = a->head;
         b->used = 0;
         b->cap = cap;
@@ -138,6 +143,8 @@ static void jerr(mp_error *err, jmp_buf *jb, const char *name, int line, const c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    for (char *c = msg; *c; c++) /* one line, whatever the template put in a message */
+        if ((unsigned char)*c < 0x20) *c = ' ';
     if (line > 0) mp_errf(err, "%s:%d: %s", name, line, msg);
     else mp_errf(err, "%s: %s", name, msg);
     longjmp(*jb, 1);
@@ -443,6 +450,8 @@ struct mp_jinja {
     arena ar;
     node *root; /* N_EMPTY with l1 = statements */
     char *name;
+    int64_t max_steps; /* render limits (mp_jinja_set_limits) */
+    size_t max_bytes;
 };
 
 typedef struct parser {
@@ -452,7 +461,21 @@ typedef struct parser {
     jmp_buf *jb;
     mp_error *err;
     const char *name;
+    int depth; /* nesting of the recursive-descent functions now active */
 } parser;
+
+/* Nesting limits. The parser and the interpreter recurse on the C stack, so a template nested without
+ * end ("((((...", "{% if %}" x 100000, a macro calling itself, a value holding itself) must stop with an
+ * error before the stack does. Chat templates nest a few levels; these are far above that and far below
+ * what the stack holds (also under ASan). */
+#define MP_JINJA_MAX_NEST 256   /* parser: expressions/blocks inside one another */
+#define MP_JINJA_MAX_EVAL 1000  /* interpreter: evaluations inside one another (macro recursion included) */
+#define MP_JINJA_MAX_VALUE 512  /* lists/objects inside one another when printed */
+
+static void nest_in(parser *P) {
+    if (++P->depth > MP_JINJA_MAX_NEST)
+        jerr(P->err, P->jb, P->name, P->t[P->i].line, "template nested more than %d levels deep", MP_JINJA_MAX_NEST);
+}
 
 static node *nd(parser *P, int type, int line) {
     node *x = ar_alloc(P->ar, sizeof *x, P->jb);
@@ -624,7 +647,11 @@ static node *parse_call(parser *P, node *callee) {
     parse_args(P, &args);
     c->l1 = nl_take(&args, &c->n1);
     node *e = parse_member(P, c);
-    if (is_t(P, T_LPAREN)) e = parse_call(P, e);
+    if (is_t(P, T_LPAREN)) {
+        nest_in(P);
+        e = parse_call(P, e);
+        P->depth--;
+    }
     return e;
 }
 
@@ -641,7 +668,9 @@ static node *parse_unary_sign(parser *P) {
         node *u = nd(P, N_UNARY, t->line);
         u->s = t->s;
         u->n = 1;
+        nest_in(P);
         u->a = parse_unary_sign(P);
+        P->depth--;
         return u;
     }
     return parse_call_member(P);
@@ -737,7 +766,9 @@ static node *parse_not(parser *P) {
         node *u = nd(P, N_UNARY, op->line);
         u->s = "not";
         u->n = 3;
+        nest_in(P);
         u->a = parse_not(P);
+        P->depth--;
         return u;
     }
     return parse_cmp(P);
@@ -746,7 +777,16 @@ static node *parse_not(parser *P) {
 static node *parse_and(parser *P) { return left_assoc(P, parse_not, 0, "and"); }
 static node *parse_or(parser *P) { return left_assoc(P, parse_and, 0, "or"); }
 
+static node *parse_expr_in(parser *P);
+
 static node *parse_expr(parser *P) {
+    nest_in(P);
+    node *x = parse_expr_in(P);
+    P->depth--;
+    return x;
+}
+
+static node *parse_expr_in(parser *P) {
     node *a = parse_or(P);
     if (is_id(P, "if")) {
         int line = cur(P)->line;
@@ -842,7 +882,9 @@ static node *parse_if(parser *P, int line) {
     if (is_stmt(P, "elif", NULL, NULL)) {
         int l2 = cur(P)->line;
         P->i += 2;
+        nest_in(P);
         nl_push(P, &alt, parse_if(P, l2));
+        P->depth--;
     } else if (is_stmt(P, "else", NULL, NULL)) {
         P->i += 2;
         expect(P, T_CSTMT, "'%}'");
@@ -926,7 +968,16 @@ static node *parse_statement(parser *P) {
     return NULL;
 }
 
+static node *parse_any_in(parser *P);
+
 static node *parse_any(parser *P) {
+    nest_in(P);
+    node *x = parse_any_in(P);
+    P->depth--;
+    return x;
+}
+
+static node *parse_any_in(parser *P) {
     tok *t = cur(P);
     switch (t->type) {
     case T_COMMENT:
@@ -958,25 +1009,32 @@ int mp_jinja_parse(mp_jinja **out, const char *source, const char *name, mp_erro
     mp_jinja *t = calloc(1, sizeof *t);
     if (!t) return mp_errf(err, "%s: out of memory", name);
     t->name = strdup(name ? name : "template");
+    /* The lexer state lives on the heap: locals changed between setjmp and a longjmp out of the parser
+     * would be indeterminate afterwards (their buffers leaked on every syntax error). */
+    lexer *L = calloc(1, sizeof *L);
+    if (!t->name || !L) {
+        free(L);
+        mp_jinja_free(t);
+        return mp_errf(err, "%s: out of memory", name ? name : "template");
+    }
     jmp_buf jb;
-    lexer L = {0};
-    char *src = NULL;
-    int *lines = NULL;
     int rc = setjmp(jb);
     if (rc == 0) {
         size_t n;
-        src = preprocess(source, &lines, &n, &jb);
-        L = (lexer){src, n, 0, lines, NULL, 0, 0, &t->ar, &jb, err, t->name};
-        lex(&L);
-        parser P = {L.t, 0, L.nt, &t->ar, &jb, err, t->name};
+        int *lines;
+        char *src = preprocess(source, &lines, &n, &jb);
+        *L = (lexer){src, n, 0, lines, NULL, 0, 0, &t->ar, &jb, err, t->name};
+        lex(L);
+        parser P = {L->t, 0, L->nt, &t->ar, &jb, err, t->name, 0};
         nlist body = {0};
         while (!is_t(&P, T_EOF)) nl_push(&P, &body, parse_any(&P));
         t->root = nd(&P, N_EMPTY, 1);
         t->root->l1 = nl_take(&body, &t->root->n1);
     }
-    free(L.t);
-    free(src);
-    free(lines);
+    free(L->t);
+    free((char *)L->src);
+    free((int *)L->line);
+    free(L);
     if (rc) {
         if (rc == 2) mp_errf(err, "%s: out of memory", t->name);
         mp_jinja_free(t);
@@ -984,6 +1042,11 @@ int mp_jinja_parse(mp_jinja **out, const char *source, const char *name, mp_erro
     }
     *out = t;
     return 0;
+}
+
+void mp_jinja_set_limits(mp_jinja *t, int64_t max_steps, size_t max_bytes) {
+    t->max_steps = max_steps;
+    t->max_bytes = max_bytes;
 }
 
 void mp_jinja_free(mp_jinja *t) {
@@ -1031,9 +1094,30 @@ struct rctx {
     const char *name;
     int64_t now;
     int brk, cont; /* loop control */
+    int64_t steps, max_steps;
+    int depth; /* eval/exec_block calls now active */
 };
 
 #define RERR(R, line, ...) jerr((R)->err, &(R)->jb, (R)->name, line, __VA_ARGS__)
+
+/* One unit of work: every evaluation, statement, loop iteration, list element and sort comparison
+ * counts, so no template runs longer than max_steps (an endless loop ends with this error). */
+#define STEP(R, line)                                                                                        \
+    do {                                                                                                     \
+        if (++(R)->steps > (R)->max_steps)                                                                   \
+            RERR(R, line, "the template did not finish within %lld steps (endless loop?)",                   \
+                 (long long)(R)->max_steps);                                                                 \
+    } while (0)
+
+/* double -> integer for indices, counts and widths: NaN is 0, the rest clamped (no undefined cast) */
+static long clamp_long(double x, long lo, long hi) {
+    if (x != x) return 0;
+    if (x <= (double)lo) return lo;
+    if (x >= (double)hi) return hi;
+    return (long)x;
+}
+#define CLAMP_INT(x) ((int)clamp_long((x), -0x7fffffffL, 0x7fffffffL))
+#define CLAMP_IDX(x) clamp_long((x), -((long)1 << 52), (long)1 << 52)
 
 static jval v_undef(void) { jval v = {0}; v.t = V_UNDEF; return v; }
 static jval v_null(void) { jval v = {0}; v.t = V_NULL; return v; }
@@ -1061,7 +1145,9 @@ static jval v_list(rctx *R, int type) {
 }
 
 static void l_push(rctx *R, jlist *l, jval x) {
+    STEP(R, 0);
     if (l->n == l->cap) {
+        if (l->cap >= 0x3fffffff) RERR(R, 0, "list too long");
         int nc = l->cap ? l->cap * 2 : 8;
         jval *nv = ar_alloc(&R->ar, (size_t)nc * sizeof *nv, &R->jb);
         if (l->n) memcpy(nv, l->v, (size_t)l->n * sizeof *nv);
@@ -1204,6 +1290,8 @@ static void to_string(rctx *R, const jval *v, sb *o);
 
 static void to_json(rctx *R, const jval *v, sb *o, int indent, const char *isep, const char *ksep, int depth, int undef_null) {
     char nb[64];
+    if (depth > MP_JINJA_MAX_VALUE)
+        RERR(R, 0, "cannot print a value nested more than %d levels deep (does it contain itself?)", MP_JINJA_MAX_VALUE);
     switch (v->t) {
     case V_NULL: sb_puts(o, "null"); return;
     case V_UNDEF: sb_puts(o, undef_null ? "null" : "undefined"); return;
@@ -1417,7 +1505,7 @@ static jval m_str_method(rctx *R, jfunc *f, jval *args, int nargs, int line) {
     if (!strcmp(m, "split")) {
         jval r = v_list(R, V_ARRAY);
         jval *sep = npos(args, nargs) > 0 ? &args[0] : NULL;
-        int maxsplit = npos(args, nargs) > 1 && args[1].t == V_INT ? (int)args[1].u.num : -1;
+        int maxsplit = npos(args, nargs) > 1 && args[1].t == V_INT ? CLAMP_INT(args[1].u.num) : -1;
         const char *p = s->u.s.p;
         size_t n = s->u.s.n;
         if (!sep || sep->t == V_NULL) {
@@ -1451,7 +1539,7 @@ static jval m_str_method(rctx *R, jfunc *f, jval *args, int nargs, int line) {
         int np = npos(args, nargs);
         if (np < 2 || args[0].t != V_STR || args[1].t != V_STR) RERR(R, line, "replace() arguments must be strings");
         jval *cnt = np > 2 ? &args[2] : kwarg(args, nargs, "count");
-        long count = cnt && cnt->t == V_INT ? (long)cnt->u.num : -1;
+        long count = cnt && cnt->t == V_INT ? CLAMP_IDX(cnt->u.num) : -1;
         const jval *a = &args[0], *b = &args[1];
         sb o = SB(R);
         size_t i = 0;
@@ -1724,17 +1812,17 @@ static jval slice_list(rctx *R, const jval *obj, const jval *st, const jval *sp,
         const jval *v = k == 0 ? st : k == 1 ? sp : step;
         if (v->t != V_INT && v->t != V_UNDEF) RERR(R, line, "slice indices must be integers");
     }
-    long stepv = step->t == V_INT ? (long)step->u.num : 1, a, b;
+    long stepv = step->t == V_INT ? CLAMP_IDX(step->u.num) : 1, a, b;
     if (stepv == 0) RERR(R, line, "slice step cannot be zero");
     if (stepv > 0) {
-        a = st->t == V_INT ? (long)st->u.num : 0;
+        a = st->t == V_INT ? CLAMP_IDX(st->u.num) : 0;
         a = a < 0 ? (len + a > 0 ? len + a : 0) : (a < len ? a : len);
-        b = sp->t == V_INT ? (long)sp->u.num : len;
+        b = sp->t == V_INT ? CLAMP_IDX(sp->u.num) : len;
         b = b < 0 ? (len + b > 0 ? len + b : 0) : (b < len ? b : len);
     } else {
-        a = st->t == V_INT ? (long)st->u.num : len - 1;
+        a = st->t == V_INT ? CLAMP_IDX(st->u.num) : len - 1;
         a = a < 0 ? (len + a > -1 ? len + a : -1) : (a < len - 1 ? a : len - 1);
-        b = sp->t == V_INT ? (long)sp->u.num : -1;
+        b = sp->t == V_INT ? CLAMP_IDX(sp->u.num) : -1;
         b = b < -1 ? (len + b > -1 ? len + b : -1) : (b < len - 1 ? b : len - 1);
     }
     jval r = v_list(R, V_ARRAY);
@@ -1778,7 +1866,7 @@ static jval eval_member(rctx *R, env *E, const node *x) {
     }
     if (obj.t == V_ARRAY || obj.t == V_STR) {
         if (prop.t == V_INT) {
-            long i = (long)prop.u.num;
+            long i = CLAMP_IDX(prop.u.num);
             if (obj.t == V_ARRAY) {
                 if (i < 0) i += obj.u.l->n;
                 return i >= 0 && i < obj.u.l->n ? obj.u.l->v[i] : v_undef();
@@ -1893,7 +1981,7 @@ static jval apply_filter(rctx *R, env *E, jval v, const node *f, int line) {
         if (ind && ind->t != V_INT && ind->t != V_NULL) RERR(R, line, "if set, indent must be a number");
         if ((sk && sk->t == V_BOOL && sk->u.b) || (ea && ea->t == V_BOOL && ea->u.b))
             RERR(R, line, "tojson: sort_keys/ensure_ascii are not supported");
-        int indent = ind && ind->t == V_INT ? (int)ind->u.num : 0;
+        int indent = ind && ind->t == V_INT ? CLAMP_INT(ind->u.num) : 0;
         const char *isep = indent ? "," : ", ", *ksep = ": ";
         char ib[64], kb[64];
         if (seps && seps->t == V_ARRAY && seps->u.l->n == 2 && seps->u.l->v[0].t == V_STR && seps->u.l->v[1].t == V_STR) {
@@ -1952,6 +2040,7 @@ static jval apply_filter(rctx *R, env *E, jval v, const node *f, int line) {
                 jval key = r.u.l->v[i];
                 int j = i - 1;
                 while (j >= 0 && (rev ? -1 : 1) * compare_vals(R, &r.u.l->v[j], &key, csens, at, line) > 0) {
+                    STEP(R, line);
                     r.u.l->v[j + 1] = r.u.l->v[j];
                     j--;
                 }
@@ -2015,7 +2104,10 @@ static jval apply_filter(rctx *R, env *E, jval v, const node *f, int line) {
             jval r = v_list(R, V_ARRAY);
             for (int i = 0; i < v.u.l->n; i++) {
                 int seen = 0;
-                for (int k = 0; k < r.u.l->n && !seen; k++) seen = js_strict_eq(&r.u.l->v[k], &v.u.l->v[i]);
+                for (int k = 0; k < r.u.l->n && !seen; k++) {
+                    STEP(R, line);
+                    seen = js_strict_eq(&r.u.l->v[k], &v.u.l->v[i]);
+                }
                 if (!seen) l_push(R, r.u.l, v.u.l->v[i]);
             }
             return r;
@@ -2043,7 +2135,7 @@ static jval apply_filter(rctx *R, env *E, jval v, const node *f, int line) {
             jval *w = np > 0 ? &args.v[0] : kwarg(args.v, args.n, "width");
             jval *fi = np > 1 ? &args.v[1] : kwarg(args.v, args.n, "first");
             jval *bl = np > 2 ? &args.v[2] : kwarg(args.v, args.n, "blank");
-            int width = w && w->t == V_INT ? (int)w->u.num : 4, first = fi && truthy(fi), blank = bl && truthy(bl);
+            int width = w && w->t == V_INT ? CLAMP_INT(w->u.num) : 4, first = fi && truthy(fi), blank = bl && truthy(bl);
             sb o = SB(R);
             size_t i = 0;
             int li = 0;
@@ -2174,7 +2266,19 @@ static jval call_macro(rctx *R, jfunc *f, jval *args, int nargs, int line) {
     return r;
 }
 
+static jval eval_in(rctx *R, env *E, const node *x);
+
 static jval eval(rctx *R, env *E, const node *x) {
+    STEP(R, x->line);
+    if (++R->depth > MP_JINJA_MAX_EVAL)
+        RERR(R, x->line, "template recursion deeper than %d levels (a macro calling itself without end?)",
+             MP_JINJA_MAX_EVAL);
+    jval v = eval_in(R, E, x);
+    R->depth--;
+    return v;
+}
+
+static jval eval_in(rctx *R, env *E, const node *x) {
     switch (x->type) {
     case N_TEXT: case N_STR: return v_strn(R, x->s, x->n);
     case N_INT: return v_int(x->num);
@@ -2237,9 +2341,20 @@ static jval eval(rctx *R, env *E, const node *x) {
     }
 }
 
+static void exec_block_in(rctx *R, env *E, node **st, int n, sb *out);
+
 static void exec_block(rctx *R, env *E, node **st, int n, sb *out) {
+    if (++R->depth > MP_JINJA_MAX_EVAL)
+        RERR(R, n ? st[0]->line : 0, "template recursion deeper than %d levels (a macro calling itself without end?)",
+             MP_JINJA_MAX_EVAL);
+    exec_block_in(R, E, st, n, out);
+    R->depth--;
+}
+
+static void exec_block_in(rctx *R, env *E, node **st, int n, sb *out) {
     for (int i = 0; i < n && !R->brk && !R->cont; i++) {
         const node *x = st[i];
+        STEP(R, x->line);
         switch (x->type) {
         case N_COMMENT: break;
         case N_TEXT: sb_put(out, x->s, x->n); break;
@@ -2311,6 +2426,8 @@ int mp_jinja_render(const mp_jinja *t, const cJSON *vars, int64_t now_unix, char
     R->err = err;
     R->name = t->name;
     R->now = now_unix;
+    R->max_steps = t->max_steps > 0 ? t->max_steps : MP_JINJA_DEFAULT_MAX_STEPS;
+    R->ar.limit = t->max_bytes > 0 ? t->max_bytes : MP_JINJA_DEFAULT_MAX_BYTES;
     sb o = SB(R);
     int rc = setjmp(R->jb);
     if (rc == 0) {
@@ -2331,6 +2448,9 @@ int mp_jinja_render(const mp_jinja *t, const cJSON *vars, int64_t now_unix, char
         exec_block(R, g, t->root->l1, t->root->n1, &o);
     }
     if (rc == 2) mp_errf(err, "%s: out of memory", t->name);
+    if (rc == 3)
+        mp_errf(err, "%s: the template needs more than %zu MiB of memory to render (output growing without end?)",
+                t->name, R->ar.limit >> 20);
     char *res = rc ? NULL : strdup(o.p ? o.p : "");
     ar_free(&R->ar);
     free(R);

@@ -40,6 +40,15 @@ void mp_jinja_free(mp_jinja *t);
  * local time at now_unix (seconds; 0 = the current time). *out is malloc'd. */
 int mp_jinja_render(const mp_jinja *t, const struct cJSON *vars, int64_t now_unix, char **out, mp_error *err);
 
+/* Render limits, so that no template (a hostile one from a GGUF or a downloaded tokenizer_config.json
+ * included) can hang or take all memory: a render that runs more than max_steps steps (evaluations,
+ * statements, loop iterations, list elements, sort comparisons) or allocates more than max_bytes fails
+ * with an error saying so. 0 keeps the default. Nesting is limited too (256 levels of template
+ * structure, 1000 of evaluation incl. macro recursion, 512 of values printed): also an error. */
+#define MP_JINJA_DEFAULT_MAX_STEPS ((int64_t)100000000)
+#define MP_JINJA_DEFAULT_MAX_BYTES ((size_t)1 << 30)
+void mp_jinja_set_limits(mp_jinja *t, int64_t max_steps, size_t max_bytes);
+
 /* ---------------------------------------------------------------- chat messages */
 
 /* One part of a multimodal message: type "text" (with text), "image" or "video" (text NULL). Rendered
