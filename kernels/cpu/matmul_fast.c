@@ -12,7 +12,8 @@ int mp_matmul_fast(mp_exec *ex, int level, float *Y, int64_t ldy, const float *X
                    const float *bias, int64_t M) {
     if (mp_q8_act_block(W->dtype)) {
         mp_q8_kernel kern = level >= 2 ? mp_q8_kernel_avx512(W->dtype) : mp_q8_kernel_avx2(W->dtype);
-        if (mp_q8_matmul_run(ex, kern, Y, ldy, X, ldx, W, bias, M)) return 1;
+        mp_q8_panel_kernel pkern = level >= 2 ? mp_q8_panel_kernel_avx512(W->dtype) : NULL;
+        if (mp_q8_matmul_run(ex, kern, pkern, Y, ldy, X, ldx, W, bias, M)) return 1;
     }
     const mp_gemm_kernels *kern = gemm_kernels(level);
     if ((W->dtype == MP_F32 || W->dtype == MP_F16 || W->dtype == MP_BF16) && M <= kern->gemv_max_m) {

@@ -6,7 +6,7 @@
  * (matmul_q_avx2.c, matmul_q_avx512.c) reproduce it bit for bit:
  *
  *   activations, per block of B = 32 (q4_0, q4_1, q5_0, q5_1, q8_0) or 256 (q4_K, q5_K, q6_K) values:
- *     d = max|x| / 127,  id = d ? 1/d : 0,  q = round-half-even(x * id) (in [-127, 127])
+ *     d = max|x| / 127 (NaNs skipped),  id = d ? 1/d : 0,  q = round-half-even(x * id) (in [-127, 127])
  *   then for each output, acc = bias[n] (or 0) and for each weight block in order (all integer sums
  *   exact; fmaf = one rounding):
  *     q8_0, q4_0, q5_0:  acc = fmaf(sum (w - off) * q, dw * d, acc)           (off 0 / 8 / 16)
@@ -67,7 +67,10 @@ void mp_q8_act_quantize_rows(mp_q8_act *a, const float *X, int64_t ldx, int64_t 
         int8_t *q = a->qs + m * K;
         for (int64_t b = 0; b < K / B; b++) {
             float amax = 0.0f;
-            for (int i = 0; i < B; i++) amax = fmaxf(amax, fabsf(x[b * B + i]));
+            for (int i = 0; i < B; i++) {
+                const float v = fabsf(x[b * B + i]);
+                amax = v > amax ? v : amax;
+            }
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             a->d[m * (K / B) + b] = d;
             for (int i = 0; i < B; i++) {
@@ -198,6 +201,68 @@ void mp_q8_matmul_scalar(mp_dtype dt, const uint8_t *W, size_t row_bytes, int64_
         }
 }
 
+/* ---------------------------------------------------------------- packed panels (large M) */
+
+size_t mp_q8_panel_bytes(int64_t K, int block) {
+    const int64_t nb = K / block;
+    return (size_t)K * MP_Q8_NP + (size_t)nb * MP_Q8_NP * (4 + 4 + 16 * 4 + 4 * 2 * 2) + 6 * 64;
+}
+
+void mp_q8_panel_layout(mp_q8_panel *p, void *buf, int64_t K, int block) {
+    const int64_t nb = K / block;
+    uint8_t *b = (uint8_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
+#define TAKE(ptr, type, count)                                                                                   \
+    ptr = (type *)b;                                                                                             \
+    b += ((size_t)(count) * sizeof(type) + 63) & ~(size_t)63;
+    TAKE(p->q, uint8_t, K * MP_Q8_NP)
+    TAKE(p->d, float, nb * MP_Q8_NP)
+    TAKE(p->m, float, nb * MP_Q8_NP)
+    TAKE(p->sc, int32_t, nb * 16 * MP_Q8_NP)
+    TAKE(p->mins, int16_t, nb * 4 * MP_Q8_NP * 2)
+#undef TAKE
+}
+
+void mp_q8_pack_panel(mp_dtype dt, const uint8_t *W, size_t row_bytes, int64_t n0, int nr, int64_t K,
+                      const mp_q8_panel *p) {
+    const int B = mp_q8_act_block(dt);
+    const int64_t nb = K / B;
+    const size_t bb = (size_t)mp_dtype_info(dt)->type_size;
+    uint8_t u[256];
+    for (int r = 0; r < MP_Q8_NP; r++) {
+        const uint8_t *row = W + (size_t)(n0 + (r < nr ? r : 0)) * row_bytes;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * bb;
+            unpack_block(dt, blk, u);
+            for (int s = 0; s < B / 4; s++) memcpy(p->q + ((b * (B / 4) + s) * MP_Q8_NP + r) * 4, u + 4 * s, 4);
+            float *d = p->d + b * MP_Q8_NP + r, *m = p->m + b * MP_Q8_NP + r;
+            switch (dt) {
+            case MP_Q4_1: case MP_Q5_1:
+                *m = mp_f16_to_f32(((const mp_f16 *)(const void *)blk)[1]);
+                /* fall through */
+            case MP_Q8_0: case MP_Q4_0: case MP_Q5_0:
+                *d = mp_f16_to_f32(*(const mp_f16 *)(const void *)blk);
+                break;
+            case MP_Q6_K: {
+                const mp_block_q6_K *w = (const void *)blk;
+                *d = mp_f16_to_f32(w->d);
+                for (int g = 0; g < 16; g++) p->sc[(b * 16 + g) * MP_Q8_NP + r] = w->scales[g];
+            } break;
+            default: { /* q4_K, q5_K */
+                const mp_block_q4_K *w = (const void *)blk;
+                *d = mp_f16_to_f32(w->d);
+                *m = mp_f16_to_f32(w->dmin);
+                uint8_t scm[16];
+                mp_k4_unpack_scales(w->scales, scm);
+                for (int j = 0; j < 8; j++) {
+                    p->sc[(b * 16 + j) * MP_Q8_NP + r] = scm[j];
+                    p->mins[((b * 4 + j / 2) * MP_Q8_NP + r) * 2 + (j & 1)] = scm[8 + j];
+                }
+            } break;
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- driver */
 
 #define Q8_STACK_K 16384 /* without scratch, rows up to this K are quantized on the stack */
@@ -215,6 +280,9 @@ typedef struct {
     mp_q8_act act;
     mp_q8_kernel kern;
     int64_t groups; /* column groups of MP_Q8_NG */
+    mp_q8_panel_kernel pkern;
+    uint8_t *panels; /* per-thread panel buffers of panel_bytes */
+    size_t panel_bytes;
 } q8_job;
 
 static void quant_task(void *arg, int ith, int nth) {
@@ -241,14 +309,31 @@ static void q8_task(void *arg, int ith, int nth) {
     }
 }
 
-int mp_q8_matmul_run(mp_exec *ex, mp_q8_kernel kern, float *Y, int64_t ldy, const float *X, int64_t ldx,
+/* Large M: each thread packs its panels of MP_Q8_NP weight rows once and runs every activation row over them. */
+static void panel_task(void *arg, int ith, int nth) {
+    q8_job *j = arg;
+    int64_t lo, hi;
+    mp_split_range((j->N + MP_Q8_NP - 1) / MP_Q8_NP, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    mp_q8_panel p;
+    mp_q8_panel_layout(&p, j->panels + (size_t)ith * j->panel_bytes, j->act.K, j->act.block);
+    for (int64_t g = lo; g < hi; g++) {
+        const int64_t n0 = g * MP_Q8_NP;
+        const int nr = (int)(j->N - n0 < MP_Q8_NP ? j->N - n0 : MP_Q8_NP);
+        mp_q8_pack_panel(j->dt, j->W, j->row_bytes, n0, nr, j->act.K, &p);
+        for (int64_t m = 0; m < j->M; m += 4)
+            j->pkern(j->dt, &p, &j->act, m, (int)(j->M - m < 4 ? j->M - m : 4), j->Y, j->ldy, n0, nr, j->bias);
+    }
+}
+
+int mp_q8_matmul_run(mp_exec *ex, mp_q8_kernel kern, mp_q8_panel_kernel pkern, float *Y, int64_t ldy, const float *X, int64_t ldx,
                      const mp_tensor *W, const float *bias, int64_t M) {
     const int B = mp_q8_act_block(W->dtype);
     const int64_t K = W->ne[0], N = W->ne[1];
     if (!B || K % B) return 0;
     mp_threadpool *tp = ex ? ex->tp : NULL;
     q8_job j = {.dt = W->dtype, .W = W->data, .row_bytes = W->nb[1], .N = N, .M = M, .X = X, .ldx = ldx, .Y = Y,
-                .ldy = ldy, .bias = bias, .kern = kern};
+                .ldy = ldy, .bias = bias, .kern = kern, .pkern = pkern};
     j.groups = (N + MP_Q8_NG - 1) / MP_Q8_NG;
     /* the quantized activations live in the exec scratch; rows are processed in chunks that fit (one row
      * at a time from the stack when there is no scratch) */
@@ -264,6 +349,10 @@ int mp_q8_matmul_run(mp_exec *ex, mp_q8_kernel kern, float *Y, int64_t ldy, cons
     }
     const double work = (double)M * (double)N * (double)K;
     const int nth = work < 1e5 ? 1 : mp_threadpool_size(tp);
+    if (pkern && M >= MP_Q8_PANEL_MIN_M && buf != stack_buf) { /* per-thread panels after the activations */
+        j.panel_bytes = (mp_q8_panel_bytes(K, B) + 63) & ~(size_t)63;
+        j.panels = mp_arena_alloc(&ex->scratch, j.panel_bytes * (size_t)nth + 64);
+    }
     for (int64_t r0 = 0; r0 < M; r0 += chunk) {
         const int64_t rows = M - r0 < chunk ? M - r0 : chunk;
         mp_q8_act_layout(&j.act, buf, rows, K, B);
@@ -271,7 +360,7 @@ int mp_q8_matmul_run(mp_exec *ex, mp_q8_kernel kern, float *Y, int64_t ldy, cons
         j.X = X + r0 * ldx;
         j.Y = Y + r0 * ldy;
         mp_parallel_n(tp, rows >= 4 ? nth : 1, quant_task, &j);
-        mp_parallel_n(tp, nth, q8_task, &j);
+        mp_parallel_n(tp, nth, j.panels && rows >= MP_Q8_PANEL_MIN_M ? panel_task : q8_task, &j);
     }
     if (ex) mp_arena_reset(&ex->scratch, mark);
     return 1;

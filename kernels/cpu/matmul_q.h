@@ -37,9 +37,34 @@ mp_q8_kernel mp_q8_kernel_avx512(mp_dtype dt);
 void mp_q8_matmul_scalar(mp_dtype dt, const uint8_t *W, size_t row_bytes, int64_t n0, int64_t n1, const mp_q8_act *a,
                          int64_t m0, int64_t m1, float *Y, int64_t ldy, const float *bias);
 
-/* Runs the quantized matmul with `kern` (NULL: the scalar definition). Returns 0 when W's dtype has no
+/* ---- packed panels for the large-M kernels (broadcast formulation) */
+
+/* MP_Q8_NP weight rows packed for vpdpbusd with the activations broadcast:
+ *   q    [K/4][NP][4] unsigned quants (k4 step s, row r: the quants k = 4s .. 4s+3)
+ *   d    [nb][NP] block scale;  m [nb][NP] block min (q4_1/q5_1) or dmin (q4_K/q5_K)
+ *   sc   [nb][16][NP] K-quant sub-block scales (8 used by q4_K/q5_K)
+ *   mins [nb][4][NP][2] q4_K/q5_K mins as int16 pairs (sub-blocks 2i, 2i+1)
+ * Rows past nr repeat row n0 (their outputs are not stored). */
+#define MP_Q8_NP 32
+#define MP_Q8_PANEL_MIN_M 8
+typedef struct mp_q8_panel {
+    uint8_t *q;
+    float *d, *m;
+    int32_t *sc;
+    int16_t *mins;
+} mp_q8_panel;
+size_t mp_q8_panel_bytes(int64_t K, int block);
+void mp_q8_panel_layout(mp_q8_panel *p, void *buf, int64_t K, int block);
+void mp_q8_pack_panel(mp_dtype dt, const uint8_t *W, size_t row_bytes, int64_t n0, int nr, int64_t K, const mp_q8_panel *p);
+/* Y[m0 .. m0+mr)[n0 .. n0+nr) from a packed panel (mr <= 4). */
+typedef void (*mp_q8_panel_kernel)(mp_dtype dt, const mp_q8_panel *p, const mp_q8_act *a, int64_t m0, int mr, float *Y,
+                                   int64_t ldy, int64_t n0, int nr, const float *bias);
+mp_q8_panel_kernel mp_q8_panel_kernel_avx512(mp_dtype dt);
+
+/* Runs the quantized matmul with `kern` (NULL: the scalar definition); with M >= MP_Q8_PANEL_MIN_M and a
+ * panel kernel `pkern`, weights are packed into panels instead (same results). Returns 0 when W's dtype has no
  * integer path. */
-int mp_q8_matmul_run(mp_exec *ex, mp_q8_kernel kern, float *Y, int64_t ldy, const float *X, int64_t ldx,
+int mp_q8_matmul_run(mp_exec *ex, mp_q8_kernel kern, mp_q8_panel_kernel pkern, float *Y, int64_t ldy, const float *X, int64_t ldx,
                      const mp_tensor *W, const float *bias, int64_t M);
 
 #endif

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #define MB_MAX 16 /* activation rows per call (the driver's chunk) */
+#define PF_BYTES 768 /* software prefetch distance in each weight row */
 
 /* z[p] (pair layout: lanes 0-7 row p, 8-15 row p+8, 8 partial sums each) -> the 16 row sums in order. */
 static inline __m512i reduce_pairs(const __m512i z[8]) {
@@ -106,6 +107,8 @@ static void kern_b32(mp_dtype dt, const uint8_t *W, size_t row_bytes, int64_t n0
     load_acc(acc, m1 - m0, bias, n0, mask);
     for (int64_t b = 0; b < nb; b++) {
         const size_t o = (size_t)b * bb;
+        /* 16 interleaved row streams: prefetch each a few blocks ahead */
+        for (int r = 0; r < 16; r++) _mm_prefetch((const char *)(rows[r] + o + PF_BYTES), _MM_HINT_T0);
         const __m512i dm = gather_rows(rows, o);
         const __m512 dw = f16_lo(dm), mw = has_min ? f16_hi(dm) : _mm512_setzero_ps();
         __m512i w[8];
@@ -157,45 +160,50 @@ static void kern_k(mp_dtype dt, const uint8_t *W, size_t row_bytes, int64_t n0, 
     load_acc(acc, m1 - m0, bias, n0, mask);
     for (int64_t b = 0; b < nb; b++) {
         const size_t o = (size_t)b * bb;
+        for (int r = 0; r < 16; r++)
+            for (size_t l = 0; l < bb; l += 64) _mm_prefetch((const char *)(rows[r] + o + bb + l), _MM_HINT_T0);
         __m512 dw, dminw = _mm512_setzero_ps();
         if (dt == MP_Q6_K) {
             dw = f16_hi(gather_rows(rows, o + 206)); /* d: the last 2 bytes of the block */
-            int32_t sc[16][16];
+            __m512i S[16];
             for (int r = 0; r < 16; r++)
-                for (int g = 0; g < 16; g++) sc[r][g] = ((const mp_block_q6_K *)(const void *)(rows[r] + o))->scales[g];
+                S[r] = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const mp_block_q6_K *)(const void *)(rows[r] + o))->scales));
             for (int c = 0; c < 8; c++) {
                 const int h = c / 4, qt = c % 4;
+                /* lanes 0-3: group 2c of row p, 4-7: group 2c+1, 8-15: the same of row p+8 */
+                const __m512i idx = _mm512_setr_epi32(2 * c, 2 * c, 2 * c, 2 * c, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
+                                                      16 + 2 * c, 16 + 2 * c, 16 + 2 * c, 16 + 2 * c, 17 + 2 * c,
+                                                      17 + 2 * c, 17 + 2 * c, 17 + 2 * c);
                 for (int p = 0; p < 8; p++) {
                     const mp_block_q6_K *lo = (const void *)(rows[p] + o), *hi = (const void *)(rows[p + 8] + o);
                     __m512i nib = pair_nibbles32(lo->ql + 64 * h + 32 * (qt & 1), hi->ql + 64 * h + 32 * (qt & 1), qt >> 1);
                     __m512i qh = pair256(lo->qh + 32 * h, hi->qh + 32 * h);
                     qh = _mm512_and_si512(_mm512_srli_epi16(qh, (unsigned)(2 * qt)), _mm512_set1_epi8(3));
                     wq[c][p] = _mm512_or_si512(nib, _mm512_slli_epi16(qh, 4));
-                    __m512i s = _mm512_set1_epi32(sc[p][2 * c]);
-                    s = _mm512_mask_set1_epi32(s, 0x00F0, sc[p][2 * c + 1]);
-                    s = _mm512_mask_set1_epi32(s, 0x0F00, sc[p + 8][2 * c]);
-                    sv[c][p] = _mm512_mask_set1_epi32(s, 0xF000, sc[p + 8][2 * c + 1]);
+                    sv[c][p] = _mm512_permutex2var_epi32(S[p], idx, S[p + 8]);
                 }
             }
         } else { /* q4_K, q5_K: d, dmin, scales[12] first */
             const __m512i dd = gather_rows(rows, o);
             dw = f16_lo(dd);
             dminw = f16_hi(dd);
-            int32_t sc[16][8], mn[16][8];
-            for (int r = 0; r < 16; r++)
-                for (int j = 0; j < 8; j++) {
-                    uint8_t s, m;
-                    mp_k4_scale_min(j, rows[r] + o + 4, &s, &m);
-                    sc[r][j] = s;
-                    mn[r][j] = m;
-                }
+            _Alignas(64) uint8_t scm[16][16]; /* per row: 8 scales, 8 mins */
+            for (int r = 0; r < 16; r++) mp_k4_unpack_scales(rows[r] + o + 4, scm[r]);
             for (int j = 0; j < 8; j++) {
                 int32_t col[16];
-                for (int r = 0; r < 16; r++) col[r] = mn[r][j];
+                for (int r = 0; r < 16; r++) col[r] = scm[r][8 + j];
                 mins[j] = _mm512_loadu_si512(col);
             }
+            __m512i S[8]; /* lanes 0-7: the 8 scales of row p, 8-15: of row p+8 */
+            for (int p = 0; p < 8; p++) {
+                uint64_t lo, hi;
+                memcpy(&lo, scm[p], 8);
+                memcpy(&hi, scm[p + 8], 8);
+                S[p] = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)hi, (long long)lo));
+            }
             const int qs_off = dt == MP_Q5_K ? 48 : 16;
-            for (int c = 0; c < 8; c++)
+            for (int c = 0; c < 8; c++) {
+                const __m512i idx = _mm512_setr_epi32(c, c, c, c, c, c, c, c, 8 + c, 8 + c, 8 + c, 8 + c, 8 + c, 8 + c, 8 + c, 8 + c);
                 for (int p = 0; p < 8; p++) {
                     const uint8_t *lo = rows[p] + o, *hi = rows[p + 8] + o;
                     __m512i v = pair_nibbles32(lo + qs_off + 32 * (c / 2), hi + qs_off + 32 * (c / 2), c & 1);
@@ -204,8 +212,9 @@ static void kern_k(mp_dtype dt, const uint8_t *W, size_t row_bytes, int64_t n0, 
                         v = _mm512_or_si512(v, _mm512_slli_epi16(qh, 4));
                     }
                     wq[c][p] = v;
-                    sv[c][p] = _mm512_mask_set1_epi32(_mm512_set1_epi32(sc[p][c]), 0xFF00, sc[p + 8][c]);
+                    sv[c][p] = _mm512_permutexvar_epi32(idx, S[p]);
                 }
+            }
         }
         for (int64_t m = m0; m < m1; m++) {
             __m512i z[8];
@@ -238,3 +247,111 @@ mp_q8_kernel mp_q8_kernel_avx512(mp_dtype dt) {
     default: return NULL;
     }
 }
+
+/* ---------------------------------------------------------------- packed panels (large M) */
+
+#define PMR 4 /* activation rows per panel-kernel call */
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* acc[i][h] += one block's exact integer sums for the PMR activation rows x[i] (32 output columns as two
+ * zmm), the activations broadcast 4 bytes at a time. steps: k4 steps in the block; init: start values. */
+static inline __attribute__((always_inline)) void panel_dots(const uint8_t *q, const int8_t *const x[PMR], int steps,
+                                                             __m512i t[PMR][2]) {
+    for (int s = 0; s < steps; s++) {
+        const __m512i w0 = _mm512_load_si512(q + s * 128), w1 = _mm512_load_si512(q + s * 128 + 64);
+        UNROLL for (int i = 0; i < PMR; i++) {
+            int32_t v;
+            memcpy(&v, x[i] + 4 * s, 4);
+            const __m512i xb = _mm512_set1_epi32(v);
+            t[i][0] = _mm512_dpbusd_epi32(t[i][0], w0, xb);
+            t[i][1] = _mm512_dpbusd_epi32(t[i][1], w1, xb);
+        }
+    }
+}
+
+/* Y[m0 .. m0+mr)[n0 .. n0+nr) from a packed panel; same float epilogue as the row kernels. */
+static void panel_kern(mp_dtype dt, const mp_q8_panel *p, const mp_q8_act *a, int64_t m0, int mr, float *Y,
+                       int64_t ldy, int64_t n0, int nr, const float *bias) {
+    const int B = a->block;
+    const int64_t nb = a->K / B;
+    const int off = mp_q8_weight_offset(dt);
+    const int has_min = dt == MP_Q4_1 || dt == MP_Q5_1, kq = B == 256, kmins = kq && dt != MP_Q6_K;
+    const __mmask16 k0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 k1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    int64_t mi[PMR];
+    const int8_t *xrow[PMR];
+    UNROLL for (int i = 0; i < PMR; i++) {
+        mi[i] = m0 + (i < mr ? i : 0);
+        xrow[i] = a->qs + mi[i] * a->K;
+    }
+    __m512 acc[PMR][2];
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(k0, bias + n0) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(k1, bias + n0 + 16) : _mm512_setzero_ps();
+    UNROLL for (int i = 0; i < PMR; i++) { acc[i][0] = b0; acc[i][1] = b1; }
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i is[PMR][2];
+        const int8_t *x[PMR];
+        if (!kq) {
+            UNROLL for (int i = 0; i < PMR; i++) {
+                is[i][0] = is[i][1] = _mm512_set1_epi32(-off * a->s32[mi[i] * nb + b]);
+                x[i] = xrow[i] + b * 32;
+            }
+            panel_dots(p->q + (size_t)b * 8 * MP_Q8_NP * 4, x, 8, is);
+        } else {
+            UNROLL for (int i = 0; i < PMR; i++) is[i][0] = is[i][1] = _mm512_setzero_si512();
+            const int groups = dt == MP_Q6_K ? 16 : 8, steps = 64 / groups; /* k4 steps per scale group */
+            for (int g = 0; g < groups; g++) {
+                __m512i t[PMR][2];
+                UNROLL for (int i = 0; i < PMR; i++) {
+                    x[i] = xrow[i] + b * 256 + g * steps * 4;
+                    if (off) {
+                        const int32_t *s4 = a->s4 + mi[i] * (a->K / 4) + (b * 256 + g * 16) / 4;
+                        t[i][0] = t[i][1] = _mm512_set1_epi32(-off * (s4[0] + s4[1] + s4[2] + s4[3]));
+                    } else {
+                        t[i][0] = t[i][1] = _mm512_setzero_si512();
+                    }
+                }
+                const uint8_t *q = p->q + ((size_t)b * 64 + (size_t)g * steps) * MP_Q8_NP * 4;
+                if (steps == 8) panel_dots(q, x, 8, t);
+                else panel_dots(q, x, 4, t);
+                const __m512i s0 = _mm512_load_si512(p->sc + (b * 16 + g) * MP_Q8_NP);
+                const __m512i s1 = _mm512_load_si512(p->sc + (b * 16 + g) * MP_Q8_NP + 16);
+                UNROLL for (int i = 0; i < PMR; i++) {
+                    is[i][0] = _mm512_add_epi32(is[i][0], _mm512_mullo_epi32(t[i][0], s0));
+                    is[i][1] = _mm512_add_epi32(is[i][1], _mm512_mullo_epi32(t[i][1], s1));
+                }
+            }
+        }
+        const __m512 d0 = _mm512_load_ps(p->d + b * MP_Q8_NP), d1 = _mm512_load_ps(p->d + b * MP_Q8_NP + 16);
+        UNROLL for (int i = 0; i < PMR; i++) {
+            const float d = a->d[mi[i] * nb + b];
+            const __m512 sd = _mm512_set1_ps(d);
+            acc[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i][0]), _mm512_mul_ps(d0, sd), acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i][1]), _mm512_mul_ps(d1, sd), acc[i][1]);
+            if (has_min) {
+                const __m512 sm = _mm512_set1_ps(d * (float)a->s32[mi[i] * nb + b]);
+                acc[i][0] = _mm512_fmadd_ps(_mm512_load_ps(p->m + b * MP_Q8_NP), sm, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(_mm512_load_ps(p->m + b * MP_Q8_NP + 16), sm, acc[i][1]);
+            } else if (kmins) {
+                /* mins: sum_j m_j * s32_j with int16 pairs (vpdpwssd) */
+                const int32_t *s32 = a->s32 + mi[i] * (a->K / 32) + b * 8;
+                __m512i sm0 = _mm512_setzero_si512(), sm1 = _mm512_setzero_si512();
+                for (int j2 = 0; j2 < 4; j2++) {
+                    const int32_t pair = (int32_t)(((uint32_t)(uint16_t)s32[2 * j2 + 1] << 16) | (uint16_t)s32[2 * j2]);
+                    const __m512i xs = _mm512_set1_epi32(pair);
+                    const int16_t *mn = p->mins + (b * 4 + j2) * MP_Q8_NP * 2;
+                    sm0 = _mm512_dpwssd_epi32(sm0, _mm512_load_si512(mn), xs);
+                    sm1 = _mm512_dpwssd_epi32(sm1, _mm512_load_si512(mn + 32), xs);
+                }
+                acc[i][0] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(sm0), _mm512_mul_ps(_mm512_load_ps(p->m + b * MP_Q8_NP), sd), acc[i][0]);
+                acc[i][1] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(sm1), _mm512_mul_ps(_mm512_load_ps(p->m + b * MP_Q8_NP + 16), sd), acc[i][1]);
+            }
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(Y + (m0 + i) * ldy + n0, k0, acc[i][0]);
+        _mm512_mask_storeu_ps(Y + (m0 + i) * ldy + n0 + 16, k1, acc[i][1]);
+    }
+}
+
+mp_q8_panel_kernel mp_q8_panel_kernel_avx512(mp_dtype dt) { return mp_q8_act_block(dt) ? panel_kern : NULL; }
