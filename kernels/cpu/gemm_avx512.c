@@ -111,21 +111,36 @@ static void pack_b_nk(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, 
 
 #define GEMV_MAX_M 4
 
-/* Y[m][n0 .. n0+nr) for m < M (nr <= 64): 4 groups of 16 weight rows; each 16 rows x 16 k are transposed
- * in registers, then one FMA per k and row of X (the chain of the micro-kernel, so the results are
- * identical). The 4 groups are 4 independent FMA chains. */
-static inline __attribute__((always_inline)) void gemv_impl(row_loader load, const void *W, size_t row_bytes,
-                                                            int64_t n0, int nr, int64_t K, const float *X, int64_t ldx,
-                                                            int64_t M, float *Y, int64_t ldy, const float *bias) {
+/* Row pointers of up to 4 groups of 16 weight rows (past nr: row n0) and the accumulators' start values;
+ * returns the number of groups. */
+static inline int gemv_setup(const void *W, size_t row_bytes, int64_t n0, int nr, int64_t M, const float *bias,
+                             const uint8_t *rows[4][16], __m512 acc[4][GEMV_MAX_M]) {
     const int ng = (nr + 15) / 16;
-    const uint8_t *rows[4][16];
-    __m512 acc[4][GEMV_MAX_M];
     for (int g = 0; g < ng; g++) {
         const int gr = nr - 16 * g < 16 ? nr - 16 * g : 16;
         for (int r = 0; r < 16; r++) rows[g][r] = (const uint8_t *)W + (size_t)(n0 + 16 * g + (r < gr ? r : 0)) * row_bytes;
         const __m512 init = bias ? _mm512_maskz_loadu_ps(lane_mask(gr), bias + n0 + 16 * g) : _mm512_setzero_ps();
         for (int64_t m = 0; m < M; m++) acc[g][m] = init;
     }
+    return ng;
+}
+
+static inline void gemv_store(int ng, int nr, int64_t M, __m512 acc[4][GEMV_MAX_M], float *Y, int64_t ldy, int64_t n0) {
+    for (int g = 0; g < ng; g++) {
+        const __mmask16 mask = lane_mask(nr - 16 * g);
+        for (int64_t m = 0; m < M; m++) _mm512_mask_storeu_ps(Y + m * ldy + n0 + 16 * g, mask, acc[g][m]);
+    }
+}
+
+/* Y[m][n0 .. n0+nr) for m < M (nr <= 64): 4 groups of 16 weight rows; each 16 rows x 16 k are transposed
+ * in registers, then one FMA per k and row of X (the chain of the micro-kernel, so the results are
+ * identical). The 4 groups are 4 independent FMA chains. */
+static inline __attribute__((always_inline)) void gemv_impl(row_loader load, const void *W, size_t row_bytes,
+                                                            int64_t n0, int nr, int64_t K, const float *X, int64_t ldx,
+                                                            int64_t M, float *Y, int64_t ldy, const float *bias) {
+    const uint8_t *rows[4][16];
+    __m512 acc[4][GEMV_MAX_M];
+    const int ng = gemv_setup(W, row_bytes, n0, nr, M, bias, rows, acc);
     for (int64_t k = 0; k < K; k += 16) {
         const int kl = (int)(K - k < 16 ? K - k : 16);
         const __mmask16 mk = lane_mask(kl);
@@ -148,10 +163,7 @@ static inline __attribute__((always_inline)) void gemv_impl(row_loader load, con
             }
         }
     }
-    for (int g = 0; g < ng; g++) {
-        const __mmask16 mask = lane_mask(nr - 16 * g);
-        for (int64_t m = 0; m < M; m++) _mm512_mask_storeu_ps(Y + m * ldy + n0 + 16 * g, mask, acc[g][m]);
-    }
+    gemv_store(ng, nr, M, acc, Y, ldy, n0);
 }
 
 static void gemv(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int nr, int64_t K, const float *X,
@@ -161,9 +173,148 @@ static void gemv(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int n
     else gemv_impl(load_f32, W, row_bytes, n0, nr, K, X, ldx, M, Y, ldy, bias);
 }
 
+/* ---------------------------------------------------------------- BF16 weights: vdpbf16ps */
+
+/* With AVX512_BF16, BF16 weights meet activations rounded to BF16 (vcvtne2ps2bf16, round to nearest
+ * even): every output is one chain acc = vdpbf16ps(acc, x pair, w pair) over k pairs (2i, 2i+1) in
+ * order, from bias (or 0); an odd K pads the last pair with zeros. The GEMV below and the packed
+ * micro-kernel run that same chain. */
+
+/* 32 activations from x (n valid) as 16 bf16 pairs. */
+static inline __m512i x_pairs(const float *x, int n) {
+    const __m512 lo = _mm512_maskz_loadu_ps(lane_mask(n), x), hi = _mm512_maskz_loadu_ps(lane_mask(n - 16), x + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+static void gemv_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, int64_t K, const float *X, int64_t ldx,
+                      int64_t M, float *Y, int64_t ldy, const float *bias) {
+    const uint8_t *rows[4][16];
+    __m512 acc[4][GEMV_MAX_M];
+    const int ng = gemv_setup(W, row_bytes, n0, nr, M, bias, rows, acc);
+    for (int64_t k = 0; k < K; k += 32) {
+        const int kl = (int)(K - k < 32 ? K - k : 32), pl = (kl + 1) / 2;
+        _Alignas(64) uint32_t xp[GEMV_MAX_M][16];
+        for (int64_t m = 0; m < M; m++) _mm512_store_si512(xp[m], x_pairs(X + m * ldx + k, kl));
+        const __mmask32 mk = kl >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << kl) - 1);
+        for (int g = 0; g < ng; g++) {
+            __m512 r[16];
+            if (kl == 32) {
+                _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(rows[g][j] + 2 * k);
+            } else {
+                _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
+                    r[j] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mk, rows[g][j] + 2 * k));
+            }
+            transpose16(r); /* r[t]: the pair (k+2t, k+2t+1) of the 16 rows */
+            if (pl == 16) {
+                _Pragma("GCC unroll 16") for (int t = 0; t < 16; t++)
+                    for (int64_t m = 0; m < M; m++)
+                        acc[g][m] = _mm512_dpbf16_ps(acc[g][m], (__m512bh)_mm512_castps_si512(r[t]),
+                                                     (__m512bh)_mm512_set1_epi32((int)xp[m][t]));
+            } else {
+                for (int t = 0; t < pl; t++)
+                    for (int64_t m = 0; m < M; m++)
+                        acc[g][m] = _mm512_dpbf16_ps(acc[g][m], (__m512bh)_mm512_castps_si512(r[t]),
+                                                     (__m512bh)_mm512_set1_epi32((int)xp[m][t]));
+            }
+        }
+    }
+    gemv_store(ng, nr, M, acc, Y, ldy, n0);
+}
+
+/* Packed micro-kernel: A as bf16 pairs [kc/2][MR] (32-bit each), B as pairs [kc/2][NR] (two zmm per pair
+ * step), kc values (odd: zero padded by the packers). */
+#define DEFINE_UKERNEL_BF16(R)                                                                                   \
+    static void ukb_##R(int64_t kc, const float *Af, const float *Bf, float *C, int64_t ldc, int nr, int mode,   \
+                        const float *bias, float beta) {                                                         \
+        const uint32_t *A = (const uint32_t *)(const void *)Af;                                                  \
+        const __m512i *B = (const __m512i *)(const void *)Bf;                                                   \
+        const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16);                                             \
+        const __m512 vb = _mm512_set1_ps(beta);                                                                  \
+        __m512 c0[R], c1[R];                                                                                     \
+        _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                                   \
+            c0[i] = init_acc(mode, C + i * ldc, m0, bias, vb);                                                   \
+            c1[i] = init_acc(mode, C + i * ldc + 16, m1, bias ? bias + 16 : NULL, vb);                           \
+        }                                                                                                        \
+        for (int64_t k = 0; k < (kc + 1) / 2; k++) {                                                             \
+            const __m512bh b0 = (__m512bh)_mm512_load_si512(B), b1 = (__m512bh)_mm512_load_si512(B + 1);         \
+            _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                               \
+                const __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[i]);                                       \
+                c0[i] = _mm512_dpbf16_ps(c0[i], b0, a);                                                          \
+                c1[i] = _mm512_dpbf16_ps(c1[i], b1, a);                                                          \
+            }                                                                                                    \
+            A += MR;                                                                                             \
+            B += 2;                                                                                              \
+        }                                                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                                   \
+            _mm512_mask_storeu_ps(C + i * ldc, m0, c0[i]);                                                       \
+            _mm512_mask_storeu_ps(C + i * ldc + 16, m1, c1[i]);                                                  \
+        }                                                                                                        \
+    }
+
+DEFINE_UKERNEL_BF16(1)
+DEFINE_UKERNEL_BF16(2)
+DEFINE_UKERNEL_BF16(3)
+DEFINE_UKERNEL_BF16(4)
+DEFINE_UKERNEL_BF16(5)
+DEFINE_UKERNEL_BF16(6)
+DEFINE_UKERNEL_BF16(7)
+DEFINE_UKERNEL_BF16(8)
+DEFINE_UKERNEL_BF16(9)
+DEFINE_UKERNEL_BF16(10)
+DEFINE_UKERNEL_BF16(11)
+DEFINE_UKERNEL_BF16(12)
+DEFINE_UKERNEL_BF16(13)
+DEFINE_UKERNEL_BF16(14)
+
+static const uk_fn g_ukb[MR + 1] = {NULL, ukb_1, ukb_2, ukb_3, ukb_4, ukb_5, ukb_6, ukb_7, ukb_8, ukb_9, ukb_10, ukb_11, ukb_12, ukb_13, ukb_14};
+
+static void ukernel_bf16(int mr, int64_t kc, const float *A, const float *B, float *C, int64_t ldc, int nr, int mode,
+                         const float *bias, float beta) {
+    g_ukb[mr](kc, A, B, C, ldc, nr, mode, bias, beta);
+}
+
+/* Bp[k/2][j] = the bf16 pair (W[n0+j][k0+k], W[n0+j][k0+k+1]) of weight rows, zero padded. */
+static void pack_b_nk_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, int64_t k0, int64_t kc, float *Bpf) {
+    uint32_t *Bp = (uint32_t *)(void *)Bpf;
+    for (int half = 0; half < 2; half++) {
+        const int j0 = half * 16;
+        for (int64_t k = 0; k < kc; k += 32) {
+            const int kl = (int)(kc - k < 32 ? kc - k : 32), pl = (kl + 1) / 2;
+            const __mmask32 mk = kl >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << kl) - 1);
+            __m512 r[16];
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
+                r[j] = j0 + j < nr ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
+                                         mk, (const uint8_t *)W + (size_t)(n0 + j0 + j) * row_bytes + 2 * (k0 + k)))
+                                   : _mm512_setzero_ps();
+            transpose16(r);
+            for (int t = 0; t < pl; t++) _mm512_store_ps((float *)(void *)(Bp + (k / 2 + t) * NR + j0), r[t]);
+        }
+    }
+}
+
+/* Ap[k/2][i] = the bf16 pair (alpha*A[i][k0+k], alpha*A[i][k0+k+1]), zero padded past kc. */
+static void pack_a_bf16(const float *A, int64_t lda, int mr, int64_t k0, int64_t kc, float alpha, float *Apf) {
+    uint32_t *Ap = (uint32_t *)(void *)Apf;
+    for (int i = 0; i < mr; i++) {
+        const float *a = A + i * lda + k0;
+        for (int64_t k = 0; k < kc; k += 32) {
+            const int kl = (int)(kc - k < 32 ? kc - k : 32);
+            __m512 lo = _mm512_maskz_loadu_ps(lane_mask(kl), a + k), hi = _mm512_maskz_loadu_ps(lane_mask(kl - 16), a + k + 16);
+            if (alpha != 1.0f) {
+                lo = _mm512_mul_ps(lo, _mm512_set1_ps(alpha));
+                hi = _mm512_mul_ps(hi, _mm512_set1_ps(alpha));
+            }
+            _Alignas(64) uint32_t pr[16];
+            _mm512_store_si512(pr, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            for (int t = 0; t < (kl + 1) / 2; t++) Ap[(k / 2 + t) * MR + i] = pr[t];
+        }
+    }
+}
+
 static const mp_gemm_kernels g_kernels = {
     .mr = MR, .nr = NR, .ukernel = ukernel, .pack_b_kn = pack_b_kn, .pack_b_nk = pack_b_nk,
     .nr_gemv = 64, .gemv_max_m = GEMV_MAX_M, .gemv = gemv,
+    .ukernel_bf16 = ukernel_bf16, .pack_b_nk_bf16 = pack_b_nk_bf16, .pack_a_bf16 = pack_a_bf16, .gemv_bf16 = gemv_bf16,
 };
 
 const mp_gemm_kernels *mp_gemm_kernels_avx512(void) { return &g_kernels; }

@@ -56,7 +56,9 @@ static void pack_b_tile(const engine_job *j, const uint8_t *Bsrc, int64_t n0, in
     for (int64_t jr = 0; jr < nt; jr += NR) {
         const int nr = (int)(nt - jr < NR ? nt - jr : NR);
         float *dst = Bp + jr * kc;
-        if (p->b_kind == MP_GEMM_B_KN) {
+        if (p->bf16dot) {
+            kern->pack_b_nk_bf16(Bsrc, p->b_row_bytes, n0 + jr, nr, k0, kc, dst);
+        } else if (p->b_kind == MP_GEMM_B_KN) {
             kern->pack_b_kn((const float *)Bsrc, p->ldb, k0, kc, n0 + jr, nr, dst);
         } else if (b_is_direct(p->b_dt)) {
             kern->pack_b_nk(p->b_dt, Bsrc, p->b_row_bytes, n0 + jr, nr, k0, kc, dst);
@@ -96,14 +98,16 @@ static void run_tile(const engine_job *j, int64_t tile, float *Ap, float *Bp, fl
         pack_b_tile(j, Bsrc, n0, nt, k0, kc, Bp, tmp);
         for (int64_t ir = 0; ir < mc; ir += MR) {
             const int mr = (int)(mc - ir < MR ? mc - ir : MR);
-            pack_a(A + ir * p->lda, p->lda, mr, MR, k0, kc, p->alpha, Ap + ir * kc);
+            if (p->bf16dot) kern->pack_a_bf16(A + ir * p->lda, p->lda, mr, k0, kc, p->alpha, Ap + ir * kc);
+            else pack_a(A + ir * p->lda, p->lda, mr, MR, k0, kc, p->alpha, Ap + ir * kc);
         }
         for (int64_t jr = 0; jr < nt; jr += NR) {
             const int nr = (int)(nt - jr < NR ? nt - jr : NR);
             const float *bias = p->bias ? p->bias + n0 + jr : NULL;
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 const int mr = (int)(mc - ir < MR ? mc - ir : MR);
-                kern->ukernel(mr, kc, Ap + ir * kc, Bp + jr * kc, C + ir * p->ldc + jr, p->ldc, nr, mode, bias, p->beta);
+                (p->bf16dot ? kern->ukernel_bf16 : kern->ukernel)(mr, kc, Ap + ir * kc, Bp + jr * kc, C + ir * p->ldc + jr,
+                                                                  p->ldc, nr, mode, bias, p->beta);
             }
         }
     }
@@ -177,6 +181,7 @@ void mp_gemm_engine_run(mp_exec *ex, const mp_gemm_kernels *kern, const mp_gemm_
 
 typedef struct {
     const mp_gemm_kernels *kern;
+    int bf16dot;
     mp_dtype dt;
     const void *W;
     size_t row_bytes;
@@ -193,13 +198,14 @@ static void gemv_task(void *arg, int ith, int nth) {
     for (int64_t g = lo; g < hi; g++) {
         const int64_t n0 = g * G;
         const int nr = (int)(j->N - n0 < G ? j->N - n0 : G);
-        j->kern->gemv(j->dt, j->W, j->row_bytes, n0, nr, j->K, j->X, j->ldx, j->M, j->Y, j->ldy, j->bias);
+        if (j->bf16dot) j->kern->gemv_bf16(j->W, j->row_bytes, n0, nr, j->K, j->X, j->ldx, j->M, j->Y, j->ldy, j->bias);
+        else j->kern->gemv(j->dt, j->W, j->row_bytes, n0, nr, j->K, j->X, j->ldx, j->M, j->Y, j->ldy, j->bias);
     }
 }
 
-void mp_gemv_run(mp_exec *ex, const mp_gemm_kernels *kern, mp_dtype dt, const void *W, size_t row_bytes, int64_t N,
-                 int64_t K, const float *X, int64_t ldx, int64_t M, float *Y, int64_t ldy, const float *bias) {
-    gemv_job j = {kern, dt, W, row_bytes, N, K, ldx, M, ldy, X, bias, Y};
+void mp_gemv_run(mp_exec *ex, const mp_gemm_kernels *kern, int bf16dot, mp_dtype dt, const void *W, size_t row_bytes,
+                 int64_t N, int64_t K, const float *X, int64_t ldx, int64_t M, float *Y, int64_t ldy, const float *bias) {
+    gemv_job j = {kern, bf16dot, dt, W, row_bytes, N, K, ldx, M, ldy, X, bias, Y};
     mp_threadpool *tp = ex ? ex->tp : NULL;
     const double work = (double)M * (double)N * (double)K;
     mp_parallel_n(tp, work < 1e5 ? 1 : mp_threadpool_size(tp), gemv_task, &j);

@@ -25,6 +25,14 @@ typedef struct mp_gemm_kernels {
     int nr_gemv, gemv_max_m;
     void (*gemv)(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int nr, int64_t K, const float *X,
                  int64_t ldx, int64_t M, float *Y, int64_t ldy, const float *bias);
+    /* BF16 weights with vdpbf16ps (NULL where the level has none): the activations are rounded to BF16 and
+     * every output is one vdpbf16ps chain over k pairs (see gemm_avx512.c). Packed A/B hold bf16 pairs. */
+    void (*ukernel_bf16)(int mr, int64_t kc, const float *A, const float *B, float *C, int64_t ldc, int nr, int mode,
+                         const float *bias, float beta);
+    void (*pack_b_nk_bf16)(const void *W, size_t row_bytes, int64_t n0, int nr, int64_t k0, int64_t kc, float *Bp);
+    void (*pack_a_bf16)(const float *A, int64_t lda, int mr, int64_t k0, int64_t kc, float alpha, float *Ap);
+    void (*gemv_bf16)(const void *W, size_t row_bytes, int64_t n0, int nr, int64_t K, const float *X, int64_t ldx,
+                      int64_t M, float *Y, int64_t ldy, const float *bias);
 } mp_gemm_kernels;
 
 const mp_gemm_kernels *mp_gemm_kernels_avx2(void);
@@ -49,13 +57,15 @@ typedef struct mp_gemm_problem {
     const float *bias; /* N values (init BIAS) */
     float beta;        /* init BETA */
     int batch;
+    int bf16dot;        /* B rows are BF16 and kern->ukernel_bf16 runs them (activations rounded to BF16) */
     int64_t sA, sB, sC; /* per batch item: floats for A and C, elements (KN) or bytes (NK) for B */
 } mp_gemm_problem;
 
 /* Runs the problem on ex->tp with scratch from ex->scratch (or small stack tiles when it has none). */
 void mp_gemm_engine_run(mp_exec *ex, const mp_gemm_kernels *kern, const mp_gemm_problem *p);
-/* The small-M path over all columns of a weight matrix, threaded over groups of kern->nr_gemv rows. */
-void mp_gemv_run(mp_exec *ex, const mp_gemm_kernels *kern, mp_dtype dt, const void *W, size_t row_bytes, int64_t N,
+/* The small-M path over all columns of a weight matrix, threaded over groups of kern->nr_gemv rows
+ * (bf16dot: kern->gemv_bf16). */
+void mp_gemv_run(mp_exec *ex, const mp_gemm_kernels *kern, int bf16dot, mp_dtype dt, const void *W, size_t row_bytes, int64_t N,
                  int64_t K, const float *X, int64_t ldx, int64_t M, float *Y, int64_t ldy, const float *bias);
 /* Scratch bytes the engine would like for a problem of this size on n_threads threads. */
 size_t mp_gemm_engine_scratch(int64_t M, int64_t N, int n_threads, int needs_dequant);

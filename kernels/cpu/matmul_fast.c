@@ -16,14 +16,16 @@ int mp_matmul_fast(mp_exec *ex, int level, float *Y, int64_t ldy, const float *X
         if (mp_q8_matmul_run(ex, kern, pkern, Y, ldy, X, ldx, W, bias, M)) return 1;
     }
     const mp_gemm_kernels *kern = gemm_kernels(level);
+    const int bf16dot = W->dtype == MP_BF16 && level >= 2 && mp_cpu()->avx512_bf16 && kern->ukernel_bf16;
     if ((W->dtype == MP_F32 || W->dtype == MP_F16 || W->dtype == MP_BF16) && M <= kern->gemv_max_m) {
-        mp_gemv_run(ex, kern, W->dtype, W->data, W->nb[1], W->ne[1], W->ne[0], X, ldx, M, Y, ldy, bias);
+        mp_gemv_run(ex, kern, bf16dot, W->dtype, W->data, W->nb[1], W->ne[1], W->ne[0], X, ldx, M, Y, ldy, bias);
         return 1;
     }
     mp_gemm_problem p = {
         .M = M, .N = W->ne[1], .K = W->ne[0], .A = X, .lda = ldx, .alpha = 1.0f,
         .b_kind = MP_GEMM_B_NK, .B = W->data, .b_dt = W->dtype, .b_row_bytes = W->nb[1],
         .C = Y, .ldc = ldy, .init = bias ? MP_GEMM_INIT_BIAS : MP_GEMM_INIT_ZERO, .bias = bias, .batch = 1,
+        .bf16dot = bf16dot,
     };
     mp_gemm_engine_run(ex, kern, &p);
     return 1;

@@ -56,7 +56,9 @@ void mp_ref_dequantize_row(mp_dtype dt, const void *src, float *dst, int64_t n);
 int64_t mp_ref_quantize_row(mp_dtype dt, const float *src, void *dst, int64_t n);
 
 /* Y[m][n] = fma-chain over k = 0..K-1 of X[m][k] * W[n][k] in F32, starting from bias[n] (or 0), with
- * W dequantized exactly to F32. The F32/F16 fast paths reproduce this bit for bit. Unusable arguments
+ * W dequantized exactly to F32. The F32/F16 fast paths (and BF16 without AVX512_BF16, and q2_K/q3_K/q8_K)
+ * reproduce this bit for bit; block-quantized weights follow mp_ref_matmul_q8; BF16 with AVX512_BF16
+ * rounds the activations to BF16 and accumulates with vdpbf16ps (within 2^-8 relative of this). Unusable arguments
  * (unknown dtype, K not a multiple of the block size) give NaN outputs. */
 void mp_ref_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, const mp_tensor *W, const float *bias,
                    int64_t M);
