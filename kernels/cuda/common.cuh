@@ -184,6 +184,27 @@ MP_HD float mp_d_f16(uint16_t h) {
 }
 MP_HD float mp_d_bf16(uint16_t h) { return mp_bitsf((uint32_t)h << 16); }
 
+// mp_f16_to_f32 in integer arithmetic: also NaN payloads come out as on the CPU (the hardware conversion
+// of mp_d_f16 may canonicalize them). For convert/get_rows, where bytes must match; mat-vec uses mp_d_f16.
+MP_HD float mp_d_f16_exact(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else {
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400u)) { man <<= 1; exp--; }
+            man &= 0x3ffu;
+            bits = sign | (exp << 23) | (man << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    return mp_bitsf(bits);
+}
+
 // Same rounding and NaN/overflow rules as mp_f32_to_f16 (integer arithmetic, so no FTZ effect).
 MP_HD uint16_t mp_d_to_f16(float f) {
     uint32_t x = mp_fbits(f);
@@ -213,7 +234,7 @@ MP_HD uint16_t mp_d_to_bf16(float f) {
 // One element of a plain (non-block) float dtype as F32.
 MP_HD float mp_d_load(const void *p, int dt, int64_t i) {
     switch (dt) {
-    case MP_F16: return mp_d_f16(((const uint16_t *)p)[i]);
+    case MP_F16: return mp_d_f16_exact(((const uint16_t *)p)[i]);
     case MP_BF16: return mp_d_bf16(((const uint16_t *)p)[i]);
     case MP_I8: return (float)((const int8_t *)p)[i];
     case MP_I16: return (float)((const int16_t *)p)[i];

@@ -57,13 +57,13 @@ int mp_cuda_dequant_rows(mp_exec *ex, void *dst, int out, const void *src, int d
 
 // ---------------------------------------------------------------- get_rows
 
-// Plain dtypes (any row length): thread per element. An id outside the table gives a row of zeros.
+// Plain dtypes (any row length): thread per element. An id outside the table gives a row of NaN (as on the CPU).
 __global__ void k_get_rows_plain(float *__restrict__ y, const uint8_t *__restrict__ t, int dt, size_t row_bytes,
                                  int64_t nrows_table, const int32_t *__restrict__ ids, int64_t n, int64_t cols) {
     MP_GRID_STRIDE(i, n * cols) {
         const int64_t r = i / cols, c = i - r * cols;
         const int32_t id = ids[r];
-        y[i] = (id >= 0 && id < nrows_table) ? mp_d_load(t + (size_t)id * row_bytes, dt, c) : 0.0f;
+        y[i] = (id >= 0 && id < nrows_table) ? mp_d_load(t + (size_t)id * row_bytes, dt, c) : __int_as_float(0x7fc00000);
     }
 }
 
@@ -80,7 +80,7 @@ __global__ void k_get_rows_q(float *__restrict__ y, const uint8_t *__restrict__ 
             mp_deq8<DT>(t + (size_t)id * row_bytes + (size_t)blk * mp_qt<DT>::TS, (int)(ch - blk * CPB), v);
         } else {
 #pragma unroll
-            for (int j = 0; j < 8; j++) v[j] = 0.0f;
+            for (int j = 0; j < 8; j++) v[j] = __int_as_float(0x7fc00000);
         }
         float *d = y + r * cols + ch * 8;
 #pragma unroll
@@ -94,7 +94,7 @@ extern "C" void mp_cuda_get_rows(mp_exec *ex, float *y, const mp_tensor *table, 
     MP_CUDA_REQUIRE(ex, table->backend == MP_BACKEND_CUDA, "get_rows", "table is not in device memory");
     if (n == 0) return;
     const int dt = table->dtype;
-    const int64_t cols = table->ne[0], rows = table->ne[1];
+    const int64_t cols = table->ne[0], rows = table->ne[1] * table->ne[2] * table->ne[3];
     const size_t rb = table->nb[1];
     cudaStream_t s = MP_CUDA_STREAM(ex);
     if (dt == MP_F32 || dt == MP_F16 || dt == MP_BF16 || dt == MP_I8 || dt == MP_I16 || dt == MP_I32) {
@@ -176,6 +176,57 @@ __global__ void k_quantize(uint8_t *__restrict__ dst, int dt, const float *__res
 }
 
 static int is_plain_float(int dt) { return dt == MP_F32 || dt == MP_F16 || dt == MP_BF16; }
+static int is_plain_src(int dt) { return is_plain_float(dt) || dt == MP_I8 || dt == MP_I16 || dt == MP_I32; }
+static int is_q32(int dt) { return dt == MP_Q8_0 || dt == MP_Q4_0 || dt == MP_Q4_1 || dt == MP_Q5_0 || dt == MP_Q5_1; }
+
+// src (any dtype the GPU decodes) -> F32 at dst. 0, or -1 with the error recorded.
+static int to_f32(mp_exec *ex, float *dst, const void *src, int src_dt, int64_t n) {
+    if (is_plain_src(src_dt)) {
+        k_convert_plain<<<mp_cuda_grid(n, 256), 256, 0, MP_CUDA_STREAM(ex)>>>(dst, MP_F32, src, src_dt, n);
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) {
+            mp_cuda_record_error(ex, cudaGetErrorName(e), cudaGetErrorString(e), __FILE__, __LINE__);
+            return -1;
+        }
+        return 0;
+    }
+    const int bs = mp_cuda_block_size(src_dt);
+    if (bs == 0 || n % bs != 0) {
+        mp_cuda_record_error(ex, "unsupported", "convert: source dtype not decodable on CUDA, or n not a multiple of its block size",
+                             __FILE__, __LINE__);
+        return -1;
+    }
+    return mp_cuda_dequant_rows(ex, dst, MP_OUT_F32, src, src_dt, (size_t)mp_dtype_row_bytes((mp_dtype)src_dt, n), 1, n);
+}
+
+// F32 -> a block type the GPU does not quantize itself (the K-quants, Q8_1, ...): through the host with the
+// CPU's quantizer (llama.cpp's reference algorithms), so the bytes are the CPU's. Synchronous.
+static void quantize_on_host(mp_exec *ex, void *dst, mp_dtype dst_dt, const float *src, int64_t n) {
+    const int64_t bytes = mp_dtype_row_bytes(dst_dt, n);
+    MP_CUDA_REQUIRE(ex, bytes >= 0, "convert", "n is not a multiple of the destination block size");
+    float *h = (float *)malloc((size_t)n * sizeof(float));
+    void *q = malloc((size_t)bytes);
+    if (!h || !q) {
+        free(h);
+        free(q);
+        mp_cuda_record_error(ex, "out of memory", "convert: host staging buffer", __FILE__, __LINE__);
+        return;
+    }
+    cudaStream_t s = MP_CUDA_STREAM(ex);
+    cudaError_t e = cudaMemcpyAsync(h, src, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, s);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(s);
+    if (e == cudaSuccess) {
+        if (mp_quantize_row(dst_dt, h, q, n) < 0) {
+            mp_cuda_record_error(ex, "unsupported", "convert: cannot quantize to this dtype", __FILE__, __LINE__);
+        } else {
+            e = cudaMemcpyAsync(dst, q, (size_t)bytes, cudaMemcpyHostToDevice, s);
+            if (e == cudaSuccess) e = cudaStreamSynchronize(s); // q is freed below
+        }
+    }
+    if (e != cudaSuccess) mp_cuda_record_error(ex, cudaGetErrorName(e), cudaGetErrorString(e), __FILE__, __LINE__);
+    free(h);
+    free(q);
+}
 
 extern "C" void mp_cuda_convert(mp_exec *ex, void *dst, mp_dtype dst_dt, const void *src, mp_dtype src_dt, int64_t n) {
     MP_CUDA_BEGIN(ex);
@@ -189,28 +240,31 @@ extern "C" void mp_cuda_convert(mp_exec *ex, void *dst, mp_dtype dst_dt, const v
         if (dst != src) CUDA_CHECK(ex, cudaMemcpyAsync(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice, s));
         return;
     }
-    const int plain_src = is_plain_float(src_dt) || src_dt == MP_I8 || src_dt == MP_I16 || src_dt == MP_I32;
-    if (is_plain_float(dst_dt) && plain_src) {
+    if (is_plain_float(dst_dt) && is_plain_src(src_dt)) { // elementwise, exact rounding as mp.h
         k_convert_plain<<<mp_cuda_grid(n, 256), 256, 0, s>>>(dst, dst_dt, src, src_dt, n);
         CUDA_KERNEL_CHECK(ex);
         return;
     }
-    if (is_plain_float(dst_dt)) { // block quant -> float
+    if (is_plain_float(dst_dt)) { // block type -> F32 / F16 / BF16
         const int bs = mp_cuda_block_size(src_dt);
         MP_CUDA_REQUIRE(ex, bs > 0, "convert", "source dtype is not supported on CUDA");
         MP_CUDA_REQUIRE(ex, n % bs == 0, "convert", "n is not a multiple of the block size");
         int out = dst_dt == MP_F32 ? MP_OUT_F32 : dst_dt == MP_F16 ? MP_OUT_F16 : MP_OUT_BF16;
-        // one "row" of n elements
         mp_cuda_dequant_rows(ex, dst, out, src, src_dt, (size_t)mp_dtype_row_bytes(src_dt, n), 1, n);
         return;
     }
-    MP_CUDA_REQUIRE(ex, src_dt == MP_F32, "convert", "quantization needs an F32 source");
-    if (dst_dt == MP_Q8_0 || dst_dt == MP_Q4_0 || dst_dt == MP_Q4_1 || dst_dt == MP_Q5_0 || dst_dt == MP_Q5_1) {
+    // -> a block type: from F32, or through F32 in device scratch
+    const float *f = (const float *)src;
+    if (src_dt != MP_F32) {
+        float *tmp = (float *)mp_cuda_workspace(ex, (size_t)n * sizeof(float));
+        if (!tmp || to_f32(ex, tmp, src, src_dt, n) != 0) return;
+        f = tmp;
+    }
+    if (is_q32(dst_dt)) {
         MP_CUDA_REQUIRE(ex, n % 32 == 0, "convert", "n is not a multiple of the block size (32)");
-        k_quantize<<<mp_cuda_grid(n / 32, 128), 128, 0, s>>>((uint8_t *)dst, dst_dt, (const float *)src, n / 32);
+        k_quantize<<<mp_cuda_grid(n / 32, 128), 128, 0, s>>>((uint8_t *)dst, dst_dt, f, n / 32);
         CUDA_KERNEL_CHECK(ex);
         return;
     }
-    mp_cuda_record_error(ex, "unsupported", "convert: quantizing to this dtype is not implemented on CUDA (K-quants: quantize on the host)",
-                         __FILE__, __LINE__);
+    quantize_on_host(ex, dst, dst_dt, f, n);
 }

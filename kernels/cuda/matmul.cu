@@ -185,6 +185,8 @@ extern "C" void mp_cuda_gemm_f32(mp_exec *ex, int64_t M, int64_t N, int64_t K, f
     MP_CUDA_REQUIRE(ex, mp_cuda_fits_int(M) && mp_cuda_fits_int(N) && mp_cuda_fits_int(K) && mp_cuda_fits_int(lda) &&
                         mp_cuda_fits_int(ldb) && mp_cuda_fits_int(ldc), "gemm_f32", "dimension exceeds 2^31-1");
     cublasHandle_t h = mp_cuda(ex)->cublas;
+    if (lda < 1) lda = 1; // K == 0: cuBLAS wants leading dimensions >= 1 even when nothing is read
+    if (ldb < 1) ldb = 1;
     if (batch == 1) {
         CUBLAS_CHECK(ex, cublasSgemm(h, transB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &alpha, B,
                                      (int)ldb, A, (int)lda, &beta, C, (int)ldc));

@@ -92,6 +92,19 @@ static inline int dev_to(gpu_ctx *g, void *host, const void *dev, size_t bytes, 
 
 static inline void dev_free(gpu_ctx *g, void *d) { mp_backend_free(&g->gpu, d); }
 
+/* Device copy of a contiguous host tensor (weights), through the backend-neutral memory API so that the
+ * tests also build without the CUDA backend. Free with dev_free_tensor. */
+static inline void dev_tensor(gpu_ctx *g, mp_tensor *dst, const mp_tensor *src) {
+    *dst = *src;
+    dst->data = dev_from(g, src->data, mp_tensor_nbytes(src));
+    dst->backend = MP_BACKEND_CUDA;
+}
+
+static inline void dev_free_tensor(gpu_ctx *g, mp_tensor *t) {
+    dev_free(g, t->data);
+    t->data = NULL;
+}
+
 /* |got - ref| <= atol + rtol*|ref| everywhere (NaN where ref is not NaN fails). Reports the worst element. */
 static inline int check_close(const char *what, const float *got, const float *ref, int64_t n, double atol, double rtol) {
     double worst = 0;

@@ -277,14 +277,6 @@ static void *make_weight(mp_tensor *t, int dt, int ndim, const int64_t *ne, floa
     return data;
 }
 
-static void upload_tensor(mp_tensor *dst, const mp_tensor *src) {
-    mp_error err;
-    if (mp_cuda_upload_tensor(&G.gpu, dst, src, &err) != 0) {
-        fprintf(stderr, "upload_tensor: %s\n", err.msg);
-        exit(1);
-    }
-}
-
 /* kind 0 conv1d, 1 conv2d, 2 conv3d, 3 depthwise conv1d (ne {K,1,C}), 4 depthwise {K,C} */
 static void conv_case(int kind, int dt, int batch, int64_t c_in, int64_t c_out, int64_t t, int64_t h, int64_t w, int kt,
                       int kh, int kw, int st, int sh, int sw, int ph, int pw, int with_bias) {
@@ -297,7 +289,7 @@ static void conv_case(int kind, int dt, int batch, int64_t c_in, int64_t c_out, 
     else if (kind == 3) { c_out = c_in; ne[0] = kw; ne[1] = 1; ne[2] = c_in; nd = 3; }
     else { c_out = c_in; ne[0] = kw; ne[1] = c_in; nd = 2; }
     void *wdata = make_weight(&wt, dt, nd, ne, 1.0f);
-    upload_tensor(&wd, &wt);
+    dev_tensor(&G, &wd, &wt);
     int64_t to = kind == 2 ? (t - kt) / st + 1 : 1;
     int64_t ho = kind == 1 || kind == 2 ? (h + 2 * ph - kh) / sh + 1 : 1;
     int64_t wo = (w + 2 * pw - kw) / sw + 1;
@@ -336,7 +328,7 @@ static void conv_case(int kind, int dt, int batch, int64_t c_in, int64_t c_out, 
     /* Both sides sum `terms` products of values in [-1, 1] in F32 (cuDNN with FMA math: no TF32), in different
      * orders: |difference| <= ~terms * 2^-24 * 4 in the worst case; typical errors are far smaller. */
     if (!dev_to(&G, yg, dy, (size_t)ny * 4, what)) check_close(what, yg, yc, ny, 2.4e-7 * (double)terms + 1e-6, 0);
-    mp_cuda_free_tensor(&G.gpu, &wd);
+    dev_free_tensor(&G, &wd);
     dev_free(&G, dx); dev_free(&G, db); dev_free(&G, dy);
     free(wdata); free(x); free(bias); free(yc); free(yg);
 }
