@@ -3,7 +3,6 @@
 
 #include "kernels/ops.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,7 +45,6 @@ void mp_kvcache_free(mp_kvcache *kv, mp_exec *ex) {
     free(kv->seqs);
     free(kv->refcnt);
     free(kv->free_ids);
-    free(kv->scratch);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -203,93 +201,7 @@ void mp_kvcache_store(mp_kvcache *kv, mp_exec *ex, int layer, int seq, int start
     }
 }
 
-/* ---------------------------------------------------------------- attention (CPU, over blocks) */
-
-typedef struct {
-    const mp_kvcache *kv;
-    int layer;
-    const mp_kv_attn_seq *seqs;
-    int n_seqs;
-    int n_head, n_kv_head, head_dim;
-    int64_t q_stride, o_stride;
-    float scale;
-    int64_t n_items;     /* sum over seqs of n_q * n_kv_head */
-    const int64_t *item0; /* first item of each seq */
-    float *scratch;      /* per thread: g * max_kv floats of scores */
-    int64_t scratch_per_thread;
-} attn_task;
-
-static inline float dot(const float *a, const float *b, int n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static inline void axpy(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-static void attn_item(const attn_task *t, int si, int qi, int kvh, float *sc) {
-    const mp_kvcache *kv = t->kv;
-    const mp_kv_attn_seq *s = &t->seqs[si];
-    const mp_kvseq *ks = &kv->seqs[s->seq];
-    const int g = t->n_head / t->n_kv_head, hd = t->head_dim, bs = kv->block_size;
-    const int n_vis = qi + (s->n_kv - s->n_q) + 1; /* keys 0..n_vis-1 */
-    const float *q = s->q + (int64_t)qi * t->q_stride + (int64_t)kvh * g * hd;
-    float *o = s->out + (int64_t)qi * t->o_stride + (int64_t)kvh * g * hd;
-    const size_t layer_base = (size_t)t->layer * (size_t)kv->n_blocks;
-    /* scores */
-    for (int j0 = 0; j0 < n_vis; j0 += bs) {
-        const size_t blk = (layer_base + (size_t)ks->blocks[j0 / bs]) * (size_t)bs * (size_t)kv->kv_dim;
-        const int jn = n_vis - j0 < bs ? n_vis - j0 : bs;
-        for (int jj = 0; jj < jn; jj++) {
-            const float *krow = kv->k + blk + (size_t)jj * kv->kv_dim + (size_t)kvh * hd;
-            for (int h = 0; h < g; h++) sc[(int64_t)h * n_vis + j0 + jj] = dot(q + h * hd, krow, hd) * t->scale;
-        }
-    }
-    /* softmax per head */
-    for (int h = 0; h < g; h++) {
-        float *p = sc + (int64_t)h * n_vis;
-        float m = p[0];
-        for (int j = 1; j < n_vis; j++)
-            if (p[j] > m) m = p[j];
-        float sum = 0;
-        for (int j = 0; j < n_vis; j++) {
-            p[j] = expf(p[j] - m);
-            sum += p[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j < n_vis; j++) p[j] *= inv;
-        memset(o + h * hd, 0, (size_t)hd * sizeof(float));
-    }
-    /* weighted values */
-    for (int j0 = 0; j0 < n_vis; j0 += bs) {
-        const size_t blk = (layer_base + (size_t)ks->blocks[j0 / bs]) * (size_t)bs * (size_t)kv->kv_dim;
-        const int jn = n_vis - j0 < bs ? n_vis - j0 : bs;
-        for (int jj = 0; jj < jn; jj++) {
-            const float *vrow = kv->v + blk + (size_t)jj * kv->kv_dim + (size_t)kvh * hd;
-            for (int h = 0; h < g; h++) axpy(o + h * hd, sc[(int64_t)h * n_vis + j0 + jj], vrow, hd);
-        }
-    }
-}
-
-static void attn_worker(void *arg, int ith, int nth) {
-    const attn_task *t = arg;
-    float *sc = t->scratch + (int64_t)ith * t->scratch_per_thread;
-    int64_t lo, hi;
-    mp_split_range(t->n_items, ith, nth, &lo, &hi);
-    int si = 0;
-    for (int64_t it = lo; it < hi; it++) {
-        while (si + 1 < t->n_seqs && it >= t->item0[si + 1]) si++;
-        int64_t local = it - t->item0[si];
-        int qi = (int)(local / t->n_kv_head), kvh = (int)(local % t->n_kv_head);
-        attn_item(t, si, qi, kvh, sc);
-    }
-}
+/* ---------------------------------------------------------------- attention */
 
 static int attention_gather(mp_kvcache *kv, mp_exec *ex, int layer, const mp_kv_attn_seq *s, int n_head,
                             int n_kv_head, int head_dim, int64_t q_stride, int64_t o_stride, float scale,
@@ -348,42 +260,38 @@ int mp_kvcache_attention(mp_kvcache *kv, mp_exec *ex, int layer, const mp_kv_att
     if (n_kv_head <= 0 || n_head % n_kv_head != 0 || n_kv_head * head_dim != kv->kv_dim)
         return mp_errf(err, "kv cache: %d heads / %d kv heads of %d do not fit kv_dim %d", n_head, n_kv_head,
                        head_dim, kv->kv_dim);
-    int max_kv = 0;
     for (int i = 0; i < n_seqs; i++) {
         const mp_kv_attn_seq *s = &seqs[i];
         if (!valid_seq(kv, s->seq) || s->n_q < 0 || s->n_kv < s->n_q ||
             s->n_kv > kv->seqs[s->seq].n_blocks * kv->block_size)
             return mp_errf(err, "kv cache: bad attention request (seq %d, %d queries over %d keys)", s->seq, s->n_q,
                            s->n_kv);
-        if (s->n_kv > max_kv) max_kv = s->n_kv;
     }
-    if (kv->backend != MP_BACKEND_CPU) {
-        for (int i = 0; i < n_seqs; i++)
-            if (seqs[i].n_q > 0 && attention_gather(kv, ex, layer, &seqs[i], n_head, n_kv_head, head_dim, q_stride,
-                                                    o_stride, scale, err) < 0)
-                return -1;
-        return 0;
-    }
-    int nth = ex->tp ? mp_threadpool_size(ex->tp) : 1;
-    const int g = n_head / n_kv_head;
-    int64_t per = ((int64_t)g * max_kv + 15) & ~(int64_t)15;
-    size_t need = (size_t)per * nth * sizeof(float) + (size_t)(n_seqs + 1) * sizeof(int64_t);
-    if (need > kv->scratch_bytes) {
-        void *ns = realloc(kv->scratch, need);
-        if (!ns) return mp_errf(err, "kv cache: out of memory for %.1f MiB of attention scratch", (double)need / 1048576.0);
-        kv->scratch = ns;
-        kv->scratch_bytes = need;
-    }
-    float *scratch = kv->scratch;
-    int64_t *item0 = (int64_t *)(scratch + per * nth);
-    int64_t tot = 0;
+    const size_t lo = (size_t)layer * kv->n_blocks * kv->block_size * kv->kv_dim;
     for (int i = 0; i < n_seqs; i++) {
-        item0[i] = tot;
-        tot += (int64_t)seqs[i].n_q * n_kv_head;
+        const mp_kv_attn_seq *s = &seqs[i];
+        if (s->n_q == 0) continue;
+        if (kv->backend != MP_BACKEND_CPU) { /* paged attention is CPU-only in ops.h: gather the rows */
+            if (attention_gather(kv, ex, layer, s, n_head, n_kv_head, head_dim, q_stride, o_stride, scale, err) < 0)
+                return -1;
+            continue;
+        }
+        mp_attn_params p;
+        memset(&p, 0, sizeof p);
+        p.n_q = s->n_q;
+        p.n_kv = s->n_kv;
+        p.n_head = n_head;
+        p.n_kv_head = n_kv_head;
+        p.head_dim = head_dim;
+        p.q_stride = q_stride;
+        p.k_stride = p.v_stride = kv->kv_dim;
+        p.o_stride = o_stride;
+        p.scale = scale;
+        p.causal = 1;
+        p.causal_offset = s->n_kv - s->n_q;
+        p.kv_block_table = kv->seqs[s->seq].blocks;
+        p.kv_block_size = kv->block_size;
+        mp_attention(ex, s->out, s->q, kv->k + lo, kv->v + lo, &p);
     }
-    item0[n_seqs] = tot;
-    attn_task t = {kv, layer, seqs, n_seqs, n_head, n_kv_head, head_dim, q_stride, o_stride, scale, tot,
-                   item0, scratch, per};
-    if (tot > 0) mp_parallel(ex->tp, attn_worker, &t);
     return 0;
 }

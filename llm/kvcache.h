@@ -37,8 +37,6 @@ typedef struct mp_kvcache {
     int32_t *free_ids; /* stack of free blocks */
     int n_free;
     mp_kvseq *seqs;
-    void *scratch;     /* host scratch of the CPU attention */
-    size_t scratch_bytes;
 } mp_kvcache;
 
 /* n_tokens: total token slots in the pool (rounded up to blocks). max_ctx: most tokens per sequence. */
@@ -87,10 +85,9 @@ typedef struct mp_kv_attn_seq {
 
 /* Causal attention of every listed sequence over its own cache for layer `layer`:
  *   out[i][h] = softmax_j(scale * q[i][h] . K[j][h/g], j <= i + n_kv - n_q) . V[j][h/g]
- * with g = n_head / n_kv_head. On the CPU it runs over the paged blocks directly (one parallel region
- * for the whole batch; each (sequence, query, kv head) is computed by one thread in a fixed order, so
- * results do not depend on the thread count or on the other sequences). Other backends gather each
- * sequence's blocks and call mp_attention. */
+ * with g = n_head / n_kv_head: one mp_attention per sequence, reading the paged blocks through the
+ * sequence's block table on the CPU; other backends gather the blocks into contiguous rows first. A
+ * sequence's result does not depend on the other sequences of the batch. */
 int mp_kvcache_attention(mp_kvcache *kv, mp_exec *ex, int layer, const mp_kv_attn_seq *seqs, int n_seqs,
                          int n_head, int n_kv_head, int head_dim, int64_t q_stride, int64_t o_stride,
                          float scale, mp_error *err);
