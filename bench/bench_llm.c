@@ -299,7 +299,9 @@ static int bench_model(const char *label, const char *dtype, const char *path, m
         if (t < best_pf) best_pf = t;
         mp_kvcache_seq_free(&kv, sq);
     }
-    double pf_tps = o->prefill / best_pf, pf_gflops = 2.0 * mp * o->prefill / best_pf / 1e9;
+    /* matmul flops: every layer for every prompt token, the output head for the last one only */
+    const double head = (double)m.output.w.ne[0] * (double)m.output.w.ne[1];
+    double pf_tps = o->prefill / best_pf, pf_gflops = 2.0 * ((mp - head) * o->prefill + head) / best_pf / 1e9;
     printf("BENCH llm model=%s dtype=%s threads=%d phase=prefill seqs=1 tokens=%d tok_s=%.1f gflops=%.1f peak_gflops=%.1f "
            "peak_frac=%.3f\n",
            label, dtype, o->threads, o->prefill, pf_tps, pf_gflops, o->peak, o->peak > 0 ? pf_gflops / o->peak : 0);
@@ -307,7 +309,9 @@ static int bench_model(const char *label, const char *dtype, const char *path, m
 
     /* decode: 1 sequence, then B sequences in one batch (after a short prompt each) */
     double tps1 = 0;
-    for (int nb = 1; nb <= B; nb = nb == 1 ? B : B + 1) {
+    const int batches[2] = {1, B};
+    for (int bi = 0; bi < (B > 1 ? 2 : 1); bi++) {
+        const int nb = batches[bi];
         double best = 1e30;
         for (int r = 0; r < o->reps; r++) {
             mp_llama_seq q[64];
