@@ -349,6 +349,19 @@ static void check_model(const tcfg *c, const char *path, const char *fmt, const 
     }
     e = rel_err(one, lg, (size_t)V * T_PROMPT);
     CHECKF(e < 1e-5, "%s/%s: token-by-token (batched with another sequence) differs from prefill: %.3g", c->name, fmt, e);
+    /* the same steps alone give the same bits: results do not depend on the batch's other rows */
+    {
+        int s4 = mp_kvcache_seq_new(&kv, &err);
+        float *solo = malloc(sizeof(float) * (size_t)V * T_PROMPT);
+        for (int t = 0; t < T_PROMPT; t++) {
+            mp_llama_seq b = {s4, 1, &prompt[t], NULL, pos4 ? pos4 + t * 4 : NULL, 1, solo + (size_t)t * V};
+            CHECK(mp_llama_forward(&m, &st, &kv, ex, &b, 1, &err) == 0);
+        }
+        CHECKF(!memcmp(solo, one, sizeof(float) * (size_t)V * T_PROMPT), "%s/%s: batched logits are not bit-identical to solo ones (%.3g)",
+               c->name, fmt, rel_err(solo, one, (size_t)V * T_PROMPT));
+        free(solo);
+        mp_kvcache_seq_free(&kv, s4);
+    }
 
     /* 4. items given as embedding rows == token items */
     int s3 = mp_kvcache_seq_new(&kv, &err);
