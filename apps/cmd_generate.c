@@ -6,12 +6,14 @@
 #include "mmpipe.h"
 
 #include "kernels/mp.h"
+#include "llm/jinja.h"
 #include "llm/kvcache.h"
 #include "llm/llama.h"
 #include "llm/sample.h"
 #include "llm/tokenizer.h"
 #include "models/gguf.h"
 #include "models/hfjson.h"
+#include "models/mmap.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -41,7 +43,10 @@ static void usage(FILE *f) {
             "      --ignore-eos        do not stop at end-of-sequence tokens\n"
             "  -c, --ctx N             context size (default: the model's, at most prompt + n)\n"
             "      --logprobs          print each generated token's log-probability to stderr\n"
-            "      --chat              apply the model's chat template (not available yet)\n"
+            "      --chat              wrap the prompt in the model's chat template (user turn + generation prompt)\n"
+            "      --system TEXT       system message for --chat\n"
+            "      --chat-template FILE  a Jinja chat template to use instead of the model's (implies --chat)\n"
+            "  -v, --verbose           print the prompt as the model sees it and its token ids to stderr\n"
             "  -t, --threads N         threads (default: physical cores)\n"
             "      --device cpu|cuda|auto\n");
 }
@@ -114,6 +119,55 @@ static int apply_generation_config(const char *model, const given *g, mp_sampler
     return rc;
 }
 
+/* One user turn (and an optional system turn) rendered with the model's chat template (or FILE), with
+ * the generation prompt. BOS / EOS strings are the tokenizer's. */
+static int render_chat(const char *model, const char *template_file, const mp_tokenizer *tok, const char *system_msg,
+                       const char *user, char **out, mp_error *err) {
+    char *tmpl = NULL;
+    int rc;
+    if (template_file) {
+        size_t n;
+        rc = mp_read_file(template_file, (size_t)16 << 20, &tmpl, &n, err);
+    } else if (mp_is_dir(model)) {
+        rc = mp_chat_template_load_hf(model, &tmpl, err);
+    } else {
+        mp_gguf *g = NULL;
+        rc = mp_gguf_open(&g, model, err);
+        if (rc == 0) {
+            rc = mp_chat_template_from_gguf(g, &tmpl, err);
+            mp_gguf_free(g);
+        }
+        if (rc < 0 && !g) rc = mp_errf(err, "%s: has no chat template (use --chat-template FILE)", model);
+    }
+    if (rc < 0) return -1;
+    char bos[256] = "", eos[256] = "";
+    int32_t b = mp_tokenizer_bos(tok), e = mp_tokenizer_eos(tok);
+    int nb = b >= 0 ? mp_token_to_bytes(tok, b, bos, sizeof bos - 1) : 0;
+    int ne = e >= 0 ? mp_token_to_bytes(tok, e, eos, sizeof eos - 1) : 0;
+    bos[nb > 0 && nb < (int)sizeof bos ? nb : 0] = 0;
+    eos[ne > 0 && ne < (int)sizeof eos ? ne : 0] = 0;
+    mp_chat_msg msgs[2];
+    int n = 0;
+    if (system_msg) msgs[n++] = (mp_chat_msg){"system", system_msg, NULL, 0};
+    msgs[n++] = (mp_chat_msg){"user", user, NULL, 0};
+    mp_chat_params p = mp_chat_default_params();
+    p.bos_token = bos;
+    p.eos_token = eos;
+    p.add_generation_prompt = 1;
+    rc = mp_chat_apply(tmpl, msgs, n, &p, out, err);
+    if (rc < 0) { /* multimodal templates (SmolVLM, Qwen2-VL) iterate over content parts */
+        mp_error e2;
+        mp_chat_part parts[2] = {{"text", system_msg}, {"text", user}};
+        for (int i = 0; i < n; i++) {
+            msgs[i].parts = &parts[system_msg && i == 0 ? 0 : 1];
+            msgs[i].n_parts = 1;
+        }
+        if (mp_chat_apply(tmpl, msgs, n, &p, out, &e2) == 0) rc = 0;
+    }
+    free(tmpl);
+    return rc;
+}
+
 static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
     char *end;
     errno = 0;
@@ -126,19 +180,14 @@ static int parse_num(const char *opt, const char *v, double lo, double hi, doubl
     return 0;
 }
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* 1 when the tokenizer comes from an HF folder / tokenizer.json (whose vocabulary may be smaller than
  * the model's padded one); llama2.c tokenizer.bin files must match the model exactly. */
 static int tok_path_is_hf(const char *model, const char *tok_path) {
     if (tok_path) {
         size_t l = strlen(tok_path);
-        return is_dir(tok_path) || (l >= 5 && !strcmp(tok_path + l - 5, ".json"));
+        return mp_is_dir(tok_path) || (l >= 5 && !strcmp(tok_path + l - 5, ".json"));
     }
-    return is_dir(model);
+    return mp_is_dir(model);
 }
 
 /* The tokenizer that goes with the model: --tokenizer, else one found beside it. */
@@ -178,7 +227,8 @@ static int load_tokenizer(mp_tokenizer **tok, const char *model, const char *tok
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *prompt_file = NULL, *tok_path = NULL;
     const char *stops[MP_MAX_STOP];
-    int n_stops = 0, n_predict = 256, n_ctx = 0, chat = 0, ignore_eos = 0, want_logprobs = 0, seed_given = 0;
+    int n_stops = 0, n_predict = 256, n_ctx = 0, chat = 0, ignore_eos = 0, want_logprobs = 0, seed_given = 0, verbose = 0;
+    const char *system_msg = NULL, *template_file = NULL;
     mp_sampler_params sp = mp_sampler_default_params();
     given gv = {0, 0, 0, 0, 0};
     cli_common cc = {0, MMPIPE_DEVICE_AUTO};
@@ -191,11 +241,13 @@ int cmd_generate(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
-        int flag = !strcmp(a, "--chat") || !strcmp(a, "--ignore-eos") || !strcmp(a, "--logprobs");
+        int flag = !strcmp(a, "--chat") || !strcmp(a, "--ignore-eos") || !strcmp(a, "--logprobs") ||
+                   !strcmp(a, "-v") || !strcmp(a, "--verbose");
         if (flag) {
             if (!strcmp(a, "--chat")) chat = 1;
             else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
-            else want_logprobs = 1;
+            else if (!strcmp(a, "--logprobs")) want_logprobs = 1;
+            else verbose = 1;
             i++;
             continue;
         }
@@ -209,6 +261,11 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) prompt_file = v;
         else if (!strcmp(a, "--tokenizer")) tok_path = v;
+        else if (!strcmp(a, "--system")) system_msg = v;
+        else if (!strcmp(a, "--chat-template")) {
+            template_file = v;
+            chat = 1;
+        }
         else if (!strcmp(a, "--stop")) {
             if (n_stops == MP_MAX_STOP) { fprintf(stderr, "mmpipe generate: at most %d --stop strings\n", MP_MAX_STOP); return 1; }
             stops[n_stops++] = v;
@@ -271,9 +328,9 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "mmpipe generate: give -p or -f, not both\n");
         return 1;
     }
-    if (chat) {
-        fprintf(stderr, "mmpipe generate: --chat is not available yet (chat templates land with issue #5's tokenizer work)\n");
-        return 2;
+    if (system_msg && !chat) {
+        fprintf(stderr, "mmpipe generate: --system needs --chat\n");
+        return 1;
     }
     if (!seed_given) sp.seed = (uint64_t)time(NULL);
     char *prompt_buf = NULL;
@@ -300,6 +357,7 @@ int cmd_generate(int argc, char **argv) {
     mp_stopper_init(&stp, n_predict);
     int32_t *ids = NULL;
     float *logits = NULL;
+    char *chat_buf = NULL;
     int ex_ok = 0;
     double t0 = now_s();
     if (mp_exec_init(&ex, cc.device, tp, (size_t)64 << 20, &err) < 0) goto fail;
@@ -316,23 +374,31 @@ int cmd_generate(int argc, char **argv) {
     }
     double t_load = now_s();
 
-    /* prompt */
+    /* prompt, through the chat template when asked */
+    if (chat && render_chat(model, template_file, tok, system_msg, prompt, &chat_buf, &err) < 0) goto fail;
+    const int add_special = chat_buf == NULL, parse_special = chat_buf != NULL; /* the template has the specials */
+    if (chat_buf) prompt = chat_buf;
     size_t plen = strlen(prompt);
     int cap_ids = (int)(plen + 16);
     ids = malloc((size_t)cap_ids * sizeof(int32_t));
     if (!ids) { mp_errf(&err, "out of memory"); goto fail; }
-    int n_prompt = mp_tokenize(tok, prompt, plen, 1, 0, ids, cap_ids);
+    int n_prompt = mp_tokenize(tok, prompt, plen, add_special, parse_special, ids, cap_ids);
     if (n_prompt > cap_ids) {
         free(ids);
         cap_ids = n_prompt;
         ids = malloc((size_t)cap_ids * sizeof(int32_t));
         if (!ids) { mp_errf(&err, "out of memory"); goto fail; }
-        n_prompt = mp_tokenize(tok, prompt, plen, 1, 0, ids, cap_ids);
+        n_prompt = mp_tokenize(tok, prompt, plen, add_special, parse_special, ids, cap_ids);
     }
     if (n_prompt < 0) { mp_errf(&err, "could not tokenize the prompt"); goto fail; }
     if (n_prompt == 0) { /* a model without BOS and an empty prompt */
         if (c->bos_id < 0) { mp_errf(&err, "empty prompt and the model has no BOS token"); goto fail; }
         ids[n_prompt++] = c->bos_id;
+    }
+    if (verbose) {
+        fprintf(stderr, "mmpipe generate: prompt text: \"%s\"\nmmpipe generate: prompt ids:", prompt);
+        for (int i = 0; i < n_prompt; i++) fprintf(stderr, " %d", ids[i]);
+        fprintf(stderr, "\n");
     }
     int ctx = n_ctx > 0 ? n_ctx : c->n_ctx_train;
     if (n_prompt >= ctx) {
@@ -407,6 +473,7 @@ done:
     free(logits);
     free(ids);
     free(prompt_buf);
+    free(chat_buf);
     mp_stopper_free(&stp);
     mp_sampler_free(&smp);
     if (tok) mp_tokenizer_free(tok);
