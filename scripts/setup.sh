@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake pkg-config git
   libjpeg62-turbo-dev libpng-dev libsndfile1-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev ffmpeg
-  libcurl4-openssl-dev libssl-dev libcjson-dev
+  libcurl4-openssl-dev libssl-dev libcjson-dev zlib1g-dev
   libopenblas-dev
   python3 python3-torch python3-numpy python3-pil
   clang libclang-rt-14-dev
