@@ -54,6 +54,33 @@ static inline double mp_test_max_abs_diff(const float *a, const float *b, long n
                _d, _w, (double)(a)[_w], (double)(b)[_w], (double)(tol));                    \
     } while (0)
 
+/* max |a - ref| / max |ref| (INFINITY when a holds a NaN) */
+static inline double mp_test_rel_err(const float *a, const float *ref, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)ref[i]);
+        if (d != d) return INFINITY;
+        if (d > md) md = d;
+        if (fabs((double)ref[i]) > mr) mr = fabs((double)ref[i]);
+    }
+    return md / (mr + 1e-30);
+}
+
+/* The whole file, NUL-terminated (malloc'd); *n (optional) gets its size. NULL when it cannot be read. */
+static inline void *mp_test_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    long sz = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (sz >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)sz + 1)) != NULL) {
+        size_t got = fread(b, 1, (size_t)sz, f);
+        b[got] = 0;
+        if (n) *n = got;
+    }
+    fclose(f);
+    return b;
+}
+
 static inline int mp_test_result(const char *name) {
     if (mp_test_failures) {
         fprintf(stderr, "%s: %d of %d checks FAILED\n", name, mp_test_failures, mp_test_checks);
