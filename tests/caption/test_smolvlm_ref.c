@@ -243,7 +243,9 @@ int main(void) {
         CHECKF(mp_vlm_load(&m, hf, NULL, &ex, &err) == 0, "bf16: %s", err.msg);
         char prefix[900];
         snprintf(prefix, sizeof prefix, "%s/ref.0", dir);
-        check_image(&m, &ex, imgs[1], 1, prefix, "bf16 hf", 2e-5);
+        /* BF16 weights: activations may be rounded to BF16 in the matmuls (AVX512_BF16, as llama.cpp
+         * does), so the bound is BF16 rounding, not float rounding */
+        check_image(&m, &ex, imgs[1], 1, prefix, "bf16 hf", 2e-2);
         mp_vlm_free(&m, &ex);
     }
 

@@ -92,7 +92,10 @@ static void run_variant(const char *tmp, const char *variant, int seed, int bf16
     }
 
     long n;
-    vt_check_close(io, "embed.f32", embed, N * D, 1e-5, "patch embedding");
+    /* BF16 weights: the CPU kernels may round activations to BF16 too (as llama.cpp does; AVX512_BF16),
+     * so BF16 towers are held to the BF16 rounding bound, F32 ones to float rounding */
+    const double tb = bf16 ? 2e-2 : 1e-4;
+    vt_check_close(io, "embed.f32", embed, N * D, bf16 ? 2e-2 : 1e-5, "patch embedding");
     int32_t *r_pos = vt_read(io, "rotpos.i32", 4, &n);
     CHECK_EQ_INT(n, 2 * N);
     if (r_pos && n == 2 * N) {
@@ -132,8 +135,8 @@ static void run_variant(const char *tmp, const char *variant, int seed, int bf16
         CHECK(ncu - 1 > nwin); /* the video's grid left an empty padded window */
         free(idx), free(cu), free(ucu), free(r_idx), free(r_cu);
     }
-    vt_check_close(io, "blocks.f32", blocks, N * D, 1e-4, "last block");
-    vt_check_close(io, "merged.f32", merged, T * O, 1e-4, "merger output");
+    vt_check_close(io, "blocks.f32", blocks, N * D, tb, "last block");
+    vt_check_close(io, "merged.f32", merged, T * O, tb, "merger output");
     free(r_pos);
     free(embed), free(blocks), free(merged), free(merged1), free(pix), free(p_img), free(p_vid);
     mp_image_free(&img);
