@@ -8,13 +8,24 @@
 #include "cli.h"
 #include "mmpipe.h"
 
+#include "encoders/whisper.h"
 #include "llm/jinja.h"
+#include "llm/whisper_decode.h"
+#include "models/hfjson.h"
+#include "models/hub.h"
+#include "preprocess/audio.h"
 #include "runtime/batch_io.h"
 #include "runtime/engine.h"
+#include "runtime/media.h"
 #include "runtime/textmodel.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <glob.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,21 +36,31 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: mmpipe batch -m MODEL -o OUT.jsonl [options] REQUESTS.jsonl\n"
+            "usage: mmpipe batch -m MODEL [-m WHISPER_MODEL] -o OUT.jsonl [options] REQUESTS.jsonl\n"
+            "       mmpipe batch --task transcribe|caption -m MODEL -o OUT.jsonl [options] DIR_OR_GLOB...\n"
             "Runs every request of an OpenAI/vLLM batch file and writes one result line per request.\n"
             "Request urls: /v1/chat/completions (text messages, rendered with the model's chat template),\n"
-            "/v1/completions (\"prompt\" as is). Image, audio and video content and /v1/audio/transcriptions\n"
-            "are not implemented yet in batch mode: such requests get an error record.\n"
-            "  -m, --model MODEL     GGUF file, HF folder, llama2.c .bin, or hub id ORG/NAME[:FILE]\n"
+            "/v1/completions (\"prompt\" as is), /v1/audio/transcriptions (body \"file\": a path, file:// URL or\n"
+            "data: URI; \"language\", \"prompt\", \"temperature\", \"response_format\" json|verbose_json|text,\n"
+            "\"timestamp_granularities\": [\"word\"]). Image and video content parts are not implemented yet in\n"
+            "batch mode: such requests get an error record. Relative media paths are taken relative to the\n"
+            "requests file.\n"
+            "  -m, --model MODEL     GGUF file, HF folder, llama2.c .bin, whisper.cpp ggml .bin, or hub id\n"
+            "                        ORG/NAME[:FILE]; give -m twice for a text model plus a Whisper model\n"
             "      --tokenizer FILE  tokenizer for a llama2.c checkpoint\n"
             "  -o, --output FILE     results (JSONL); never overwritten: use --resume to continue one\n"
             "      --resume          skip requests whose custom_id is already in the output; repair a torn last line\n"
+            "      --task T          caption|transcribe: one request per image/audio file found in the folders or\n"
+            "                        glob patterns given (custom_id = the path); -p PROMPT for caption\n"
             "      --shard I/N       process only shard I of N (deterministic by custom_id); default from\n"
             "                        SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX + MMPIPE_NUM_SHARDS;\n"
             "                        the output name gets .shard-IIIII-of-NNNNN (or replaces {shard})\n"
             "      --max-seqs N      sequences decoding together (default 16)\n"
             "      --step-tokens N   tokens per forward step, decode + prefill chunks (default 512)\n"
             "      --max-tokens N    default max_tokens when a request gives none (default 512)\n"
+            "      --asr-batch N     transcriptions decoded together in lock-step (default 8, at most 64)\n"
+            "  -bs, --beam-size N    Whisper beam size (default 5); -bo, --best-of N (default 5)\n"
+            "  -nf, --no-fallback    no Whisper temperature fallback\n"
             "      --grace S         on SIGINT/SIGTERM, seconds to finish in-flight requests (default 30)\n"
             "      --progress        progress bar even when stderr is not a terminal\n"
             "  -t, --threads N       threads (default: physical cores)\n"
@@ -59,9 +80,31 @@ static void on_signal(int sig) {
     g_stop = sig;
 }
 
+#define ASR_MAX_GROUP 64
+
+/* one transcription request waiting for its group to run */
+typedef struct asr_item {
+    char *custom_id;
+    mp_audio audio;
+    int format;          /* ASR_JSON, ASR_VERBOSE, ASR_TEXT */
+} asr_item;
+enum { ASR_JSON, ASR_VERBOSE, ASR_TEXT };
+
 typedef struct batch_ctx {
-    mp_textmodel *tm;
+    mp_textmodel *tm;          /* the text/chat model, or NULL */
     const char *model_name;
+    mp_whisper *asr;           /* the speech model, or NULL */
+    mp_whisper_ctx *asr_ctx;
+    const char *asr_name;
+    mp_whisper_params asr_p;   /* the run's decoding options (beam size, fallback) */
+    int asr_group;             /* transcriptions decoded in lock-step */
+    asr_item pend[ASR_MAX_GROUP];
+    int n_pend;
+    mp_whisper_params pend_p;  /* the options every pending item shares */
+    char pend_key[128];
+    char *pend_prompt;         /* pend_p.prompt (owned) */
+    char base_dir[4096];       /* relative media paths are relative to the requests file */
+    double audio_s;            /* seconds of audio transcribed */
     mp_res_writer w;
     int default_max_tokens;
     int64_t n_ok, n_err, n_skipped, n_dup, n_other_shard, n_read, tokens_out;
@@ -275,6 +318,205 @@ static int tokenize_all(const mp_tokenizer *tok, const char *text, int add_speci
     return n;
 }
 
+/* ---------------------------------------------------------------- transcriptions
+ * /v1/audio/transcriptions requests are decoded (audio files) as they are read and run in groups of up to
+ * --asr-batch through the Whisper encoder and decoder in lock-step (mp_whisper_transcribe_batch). A group
+ * holds requests with the same decoding options; a request with other options runs the group first.
+ * Results do not depend on the grouping. */
+
+static void asr_flush(batch_ctx *b) {
+    int n = b->n_pend;
+    if (!n) return;
+    const float *samp[ASR_MAX_GROUP] = {0};
+    int64_t ns[ASR_MAX_GROUP] = {0};
+    mp_whisper_result res[ASR_MAX_GROUP];
+    int rcs[ASR_MAX_GROUP];
+    mp_error errs[ASR_MAX_GROUP];
+    memset(res, 0, sizeof res);
+    for (int i = 0; i < n; i++) {
+        samp[i] = b->pend[i].audio.samples;
+        ns[i] = b->pend[i].audio.n_samples;
+        rcs[i] = 0;
+        errs[i].msg[0] = 0;
+    }
+    mp_whisper_transcribe_batch(b->asr_ctx, samp, ns, n, &b->pend_p, res, rcs, errs);
+    for (int i = 0; i < n; i++) {
+        asr_item *it = &b->pend[i];
+        if (rcs[i]) {
+            put_error(b, it->custom_id, 500, "transcription_failed", errs[i].msg);
+        } else {
+            const mp_whisper_result *r = &res[i];
+            cJSON *body;
+            if (it->format == ASR_TEXT) {
+                body = cJSON_CreateString(r->text ? r->text : "");
+            } else {
+                body = cJSON_CreateObject();
+                const char *lang = mp_whisper_lang_name(r->language);
+                if (it->format == ASR_VERBOSE) {
+                    cJSON_AddStringToObject(body, "task", b->pend_p.translate ? "translate" : "transcribe");
+                    cJSON_AddStringToObject(body, "language", lang ? lang : "");
+                    cJSON_AddNumberToObject(body, "duration", r->duration);
+                }
+                cJSON_AddStringToObject(body, "text", r->text ? r->text : "");
+                if (it->format == ASR_VERBOSE) {
+                    cJSON *segs = cJSON_AddArrayToObject(body, "segments");
+                    cJSON *words = b->pend_p.word_timestamps ? cJSON_AddArrayToObject(body, "words") : NULL;
+                    for (int k = 0; k < r->n_segs; k++) {
+                        const mp_whisper_segment *sg = &r->segs[k];
+                        cJSON *o = cJSON_CreateObject();
+                        cJSON_AddNumberToObject(o, "id", k);
+                        cJSON_AddNumberToObject(o, "seek", (double)sg->seek);
+                        cJSON_AddNumberToObject(o, "start", sg->start);
+                        cJSON_AddNumberToObject(o, "end", sg->end);
+                        cJSON_AddStringToObject(o, "text", sg->text ? sg->text : "");
+                        cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
+                        for (int t = 0; t < sg->n_tokens; t++) cJSON_AddItemToArray(toks, cJSON_CreateNumber(sg->tokens[t].id));
+                        cJSON_AddNumberToObject(o, "temperature", sg->temperature);
+                        cJSON_AddNumberToObject(o, "avg_logprob", sg->avg_logprob);
+                        cJSON_AddNumberToObject(o, "compression_ratio", sg->compression_ratio);
+                        cJSON_AddNumberToObject(o, "no_speech_prob", sg->no_speech_prob);
+                        cJSON_AddItemToArray(segs, o);
+                        for (int w = 0; words && w < sg->n_words; w++) {
+                            cJSON *wo = cJSON_CreateObject();
+                            cJSON_AddStringToObject(wo, "word", sg->words[w].text ? sg->words[w].text : "");
+                            cJSON_AddNumberToObject(wo, "start", sg->words[w].start);
+                            cJSON_AddNumberToObject(wo, "end", sg->words[w].end);
+                            cJSON_AddItemToArray(words, wo);
+                        }
+                    }
+                }
+                cJSON *u = cJSON_AddObjectToObject(body, "usage");
+                cJSON_AddStringToObject(u, "type", "duration");
+                cJSON_AddNumberToObject(u, "seconds", ceil(r->duration));
+            }
+            put_line(b, mp_result_ok(it->custom_id, body));
+            b->n_ok++;
+            b->audio_s += r->duration;
+            mp_whisper_result_free(&res[i]);
+        }
+        free(it->custom_id);
+        mp_audio_free(&it->audio);
+    }
+    b->n_pend = 0;
+    free(b->pend_prompt);
+    b->pend_prompt = NULL;
+}
+
+static const char *json_str(const cJSON *o, const char *key) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static void asr_submit(batch_ctx *b, mp_request *q) {
+    char msg[1024];
+    const cJSON *body = q->body;
+    if (!b->asr) {
+        put_error(b, q->custom_id, 400, "model_not_found",
+                  "this run has no speech model for /v1/audio/transcriptions (give a Whisper model with -m)");
+        return;
+    }
+    if (q->model && strcmp(q->model, b->asr_name) != 0 && strcmp(q->model, "whisper-1") != 0) {
+        snprintf(msg, sizeof msg, "this run serves speech model \"%s\"; the request asks for \"%s\"", b->asr_name, q->model);
+        put_error(b, q->custom_id, 400, "model_not_found", msg);
+        return;
+    }
+    mp_whisper_params p = b->asr_p;
+    /* the audio: "file" / "file_url" / "url" (path, file://, data:), or input_audio {"data": base64} */
+    const char *ref = json_str(body, "file");
+    if (!ref) ref = json_str(body, "file_url");
+    if (!ref) ref = json_str(body, "url");
+    char *data_uri = NULL;
+    const cJSON *ia = cJSON_GetObjectItemCaseSensitive(body, "input_audio");
+    if (!ref && cJSON_IsObject(ia) && json_str(ia, "data")) {
+        const char *fmt = json_str(ia, "format");
+        size_t len = strlen(json_str(ia, "data")) + 64;
+        data_uri = malloc(len);
+        if (data_uri) snprintf(data_uri, len, "data:audio/%s;base64,%s", fmt ? fmt : "wav", json_str(ia, "data"));
+        ref = data_uri;
+    }
+    if (!ref) {
+        put_error(b, q->custom_id, 400, "invalid_request",
+                  "no audio: give \"file\" (a path, file:// URL or data: URI) or \"input_audio\"");
+        return;
+    }
+    /* options */
+    int format = ASR_JSON;
+    const char *rf = json_str(body, "response_format");
+    if (rf && !strcmp(rf, "verbose_json")) format = ASR_VERBOSE;
+    else if (rf && !strcmp(rf, "text")) format = ASR_TEXT;
+    else if (rf && strcmp(rf, "json") != 0) {
+        snprintf(msg, sizeof msg, "response_format \"%.100s\" is not supported in batch mode (json, verbose_json, text)", rf);
+        goto bad;
+    }
+    const char *lang = json_str(body, "language");
+    if (!lang || !*lang || !strcmp(lang, "auto")) {
+        p.language = b->asr->sp.multilingual ? -1 : 0;
+    } else if ((p.language = mp_whisper_lang_id(lang)) < 0) {
+        snprintf(msg, sizeof msg, "unknown language \"%.100s\"", lang);
+        goto bad;
+    }
+    p.prompt = json_str(body, "prompt");
+    double t;
+    int rc = json_num(body, "temperature", 0, 1, &t, msg, sizeof msg);
+    if (rc < 0) goto bad;
+    if (rc > 0) p.temperature = (float)t;
+    const cJSON *tg = cJSON_GetObjectItemCaseSensitive(body, "timestamp_granularities");
+    if (!tg) tg = cJSON_GetObjectItemCaseSensitive(body, "timestamp_granularities[]");
+    const cJSON *g;
+    cJSON_ArrayForEach(g, tg) if (cJSON_IsString(g) && !strcmp(g->valuestring, "word")) p.word_timestamps = 1;
+    if (p.word_timestamps && format != ASR_VERBOSE) {
+        snprintf(msg, sizeof msg, "word timestamps need response_format \"verbose_json\"");
+        goto bad;
+    }
+    char key[sizeof b->pend_key];
+    snprintf(key, sizeof key, "%d|%d|%.9g|%d", p.language, p.translate, p.temperature, p.word_timestamps);
+    /* the audio itself */
+    mp_media_ref mr;
+    mp_error err;
+    asr_item it;
+    memset(&it, 0, sizeof it);
+    if (mp_media_resolve(ref, b->base_dir, &mr, &err) < 0) {
+        snprintf(msg, sizeof msg, "%s", err.msg);
+        goto bad;
+    }
+    rc = mr.path ? mp_audio_load(mr.path, MP_AUDIO_RATE, &it.audio, &err)
+                 : mp_audio_load_memory(mr.bytes, mr.size, mr.name, MP_AUDIO_RATE, &it.audio, &err);
+    mp_media_ref_free(&mr);
+    if (rc < 0) {
+        free(data_uri);
+        put_error(b, q->custom_id, 400, "invalid_media", err.msg);
+        return;
+    }
+    if (!(it.custom_id = strdup(q->custom_id))) {
+        mp_audio_free(&it.audio);
+        snprintf(msg, sizeof msg, "out of memory");
+        goto bad;
+    }
+    it.format = format;
+    int same_prompt = (!p.prompt && !b->pend_prompt) || (p.prompt && b->pend_prompt && !strcmp(p.prompt, b->pend_prompt));
+    if (b->n_pend && (strcmp(key, b->pend_key) != 0 || !same_prompt)) asr_flush(b);
+    if (!b->n_pend) {
+        /* the prompt string lives in the request, which is freed after this call */
+        char *pc = p.prompt ? strdup(p.prompt) : NULL;
+        if (p.prompt && !pc) {
+            free(it.custom_id);
+            mp_audio_free(&it.audio);
+            snprintf(msg, sizeof msg, "out of memory");
+            goto bad;
+        }
+        snprintf(b->pend_key, sizeof b->pend_key, "%s", key);
+        b->pend_p = p;
+        b->pend_p.prompt = b->pend_prompt = pc;
+    }
+    b->pend[b->n_pend++] = it;
+    free(data_uri);
+    if (b->n_pend >= b->asr_group) asr_flush(b);
+    return;
+bad:
+    free(data_uri);
+    put_error(b, q->custom_id, 400, "invalid_request", msg);
+}
+
 /* Turns one request into an engine submission, or writes its error record. */
 static void handle_request(batch_ctx *b, mp_engine *e, mp_request *q) {
     char msg[1024];
@@ -283,13 +525,19 @@ static void handle_request(batch_ctx *b, mp_engine *e, mp_request *q) {
     int32_t *ids = NULL;
     mp_gen_request r;
     memset(&r, 0, sizeof r);
-    if (q->model && b->model_name && strcmp(q->model, b->model_name) != 0 && strcmp(q->model, b->tm->path) != 0) {
-        snprintf(msg, sizeof msg, "this run serves model \"%s\"; the request asks for \"%s\"", b->model_name, q->model);
+    if (q->kind == MP_REQ_TRANSCRIBE) {
+        asr_submit(b, q);
+        return;
+    }
+    if (!b->tm) {
+        snprintf(msg, sizeof msg, "this run has no text model for %s (give one with -m)",
+                 q->kind == MP_REQ_CHAT ? "/v1/chat/completions" : "/v1/completions");
         put_error(b, q->custom_id, 400, "model_not_found", msg);
         return;
     }
-    if (q->kind == MP_REQ_TRANSCRIBE) {
-        put_error(b, q->custom_id, 501, "not_implemented", "/v1/audio/transcriptions is not implemented yet in batch mode");
+    if (q->model && strcmp(q->model, b->model_name) != 0 && strcmp(q->model, b->tm->path) != 0) {
+        snprintf(msg, sizeof msg, "this run serves model \"%s\"; the request asks for \"%s\"", b->model_name, q->model);
+        put_error(b, q->custom_id, 400, "model_not_found", msg);
         return;
     }
     int add_special = 0;
@@ -425,16 +673,156 @@ static void progress(batch_ctx *b, mp_engine *e, double t0, int tty, int final) 
     last = t;
     double el = t - t0 + 1e-9;
     int64_t done = b->n_ok + b->n_err;
-    fprintf(stderr, "%smmpipe batch: %lld done (%lld errors), %d in flight, %.2f req/s, %.1f tok/s, %.0f s%s",
-            tty && !final ? "\r" : "", (long long)done, (long long)b->n_err, e ? mp_engine_pending(e) : 0, done / el,
-            b->tokens_out / el, el, tty && !final ? "   " : "\n");
+    fprintf(stderr, "%smmpipe batch: %lld done (%lld errors), %d in flight, %.2f req/s, %.1f tok/s, %.1f s audio, %.0f s%s",
+            tty && !final ? "\r" : "", (long long)done, (long long)b->n_err, (e ? mp_engine_pending(e) : 0) + b->n_pend,
+            done / el, b->tokens_out / el, b->audio_s, el, tty && !final ? "   " : "\n");
     fflush(stderr);
+}
+
+/* ---------------------------------------------------------------- models */
+
+/* 1 if the resolved model path is a Whisper model (whisper.cpp ggml .bin, or an HF folder whose
+ * config.json says model_type "whisper"), 0 otherwise. */
+static int is_whisper_model(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    if (S_ISDIR(st.st_mode)) {
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        mp_json j;
+        mp_error err;
+        if (mp_json_load_optional(&j, cfg, &err) < 0 || !mp_json_present(&j)) return 0;
+        const char *mt = NULL;
+        mp_json_str_or(&j, "model_type", "", &mt, &err);
+        int w = mt && !strcmp(mt, "whisper");
+        mp_json_free(&j);
+        return w;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char m[4] = {0};
+    size_t n = fread(m, 1, 4, f);
+    fclose(f);
+    return n == 4 && m[0] == 'l' && m[1] == 'm' && m[2] == 'g' && m[3] == 'g'; /* 0x67676d6c little-endian */
+}
+
+/* ---------------------------------------------------------------- --task shorthand
+ * `--task transcribe|caption DIR_OR_GLOB...` writes one request per matching file into a temporary JSONL
+ * (custom_id = the path) that is then streamed like any requests file. */
+
+static const char *const AUDIO_EXT[] = {"wav", "flac", "mp3", "ogg", "oga", "opus", "m4a", "aac", "aif", "aiff", "wma", "webm", "mp4", "mkv", "mov", NULL};
+static const char *const IMAGE_EXT[] = {"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", NULL};
+static const char *const *g_task_ext;
+static FILE *g_task_out;
+static const char *g_task_prompt;
+static int g_task_kind; /* MP_REQ_TRANSCRIBE or MP_REQ_CHAT */
+static int64_t g_task_n;
+
+static int has_ext(const char *path, const char *const *ext) {
+    const char *dot = strrchr(path, '.');
+    if (!dot || strchr(dot, '/')) return 0;
+    for (int i = 0; ext[i]; i++)
+        if (!strcasecmp(dot + 1, ext[i])) return 1;
+    return 0;
+}
+
+static int task_emit(const char *path) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "custom_id", path);
+    cJSON_AddStringToObject(o, "method", "POST");
+    cJSON *body;
+    if (g_task_kind == MP_REQ_TRANSCRIBE) {
+        cJSON_AddStringToObject(o, "url", "/v1/audio/transcriptions");
+        body = cJSON_AddObjectToObject(o, "body");
+        cJSON_AddStringToObject(body, "file", path);
+    } else {
+        cJSON_AddStringToObject(o, "url", "/v1/chat/completions");
+        body = cJSON_AddObjectToObject(o, "body");
+        cJSON *msgs = cJSON_AddArrayToObject(body, "messages");
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "user");
+        cJSON *c = cJSON_AddArrayToObject(m, "content");
+        cJSON *img = cJSON_CreateObject();
+        cJSON_AddStringToObject(img, "type", "image_url");
+        cJSON *u = cJSON_AddObjectToObject(img, "image_url");
+        cJSON_AddStringToObject(u, "url", path);
+        cJSON_AddItemToArray(c, img);
+        cJSON *txt = cJSON_CreateObject();
+        cJSON_AddStringToObject(txt, "type", "text");
+        cJSON_AddStringToObject(txt, "text", g_task_prompt);
+        cJSON_AddItemToArray(c, txt);
+        cJSON_AddItemToArray(msgs, m);
+    }
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line) return -1;
+    int rc = fprintf(g_task_out, "%s\n", line) < 0 ? -1 : 0;
+    free(line);
+    g_task_n++;
+    return rc;
+}
+
+static int task_walk(const char *path, const struct stat *st, int type, struct FTW *fw) {
+    (void)st;
+    (void)fw;
+    if (type == FTW_F && has_ext(path, g_task_ext)) return task_emit(path) < 0 ? 1 : 0;
+    return 0;
+}
+
+/* Writes the requests of --task for the inputs into a temporary file; *path gets its name. */
+static int task_requests(const char *task, const char *prompt, char **inputs, int n_inputs, char *path, size_t cap,
+                         mp_error *err) {
+    if (!strcmp(task, "transcribe")) g_task_kind = MP_REQ_TRANSCRIBE, g_task_ext = AUDIO_EXT;
+    else if (!strcmp(task, "caption")) g_task_kind = MP_REQ_CHAT, g_task_ext = IMAGE_EXT;
+    else return mp_errf(err, "--task %s: unknown task (caption, transcribe)", task);
+    g_task_prompt = prompt ? prompt : "Describe this image.";
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, cap, "%s/mmpipe-batch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) return mp_errf(err, "%s: %s", path, strerror(errno));
+    g_task_out = fdopen(fd, "w");
+    if (!g_task_out) {
+        close(fd);
+        unlink(path);
+        return mp_errf(err, "%s: %s", path, strerror(errno));
+    }
+    int rc = 0;
+    for (int i = 0; i < n_inputs && rc == 0; i++) {
+        struct stat st;
+        if (stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (nftw(inputs[i], task_walk, 16, FTW_PHYS) != 0) rc = mp_errf(err, "%s: cannot list: %s", inputs[i], strerror(errno));
+        } else if (stat(inputs[i], &st) == 0) {
+            rc = task_emit(inputs[i]) < 0 ? mp_errf(err, "%s: cannot write", path) : 0; /* a file named as such */
+        } else {
+            glob_t g;
+            int gr = glob(inputs[i], 0, NULL, &g);
+            if (gr == GLOB_NOMATCH) {
+                rc = mp_errf(err, "%s: no such file, directory or matching files", inputs[i]);
+            } else if (gr != 0) {
+                rc = mp_errf(err, "%s: bad pattern", inputs[i]);
+            } else {
+                for (size_t k = 0; k < g.gl_pathc && rc == 0; k++)
+                    if (stat(g.gl_pathv[k], &st) == 0 && S_ISREG(st.st_mode) && task_emit(g.gl_pathv[k]) < 0)
+                        rc = mp_errf(err, "%s: cannot write", path);
+                globfree(&g);
+            }
+        }
+    }
+    if (fclose(g_task_out) != 0 && rc == 0) rc = mp_errf(err, "%s: %s", path, strerror(errno));
+    if (rc == 0 && g_task_n == 0) rc = mp_errf(err, "--task %s: no %s files found", task, g_task_kind == MP_REQ_TRANSCRIBE ? "audio" : "image");
+    if (rc) unlink(path);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- main */
 
+static int engine_pending(mp_engine *e) { return e ? mp_engine_pending(e) : 0; }
+
 int cmd_batch(int argc, char **argv) {
-    const char *model = NULL, *out = NULL, *in = NULL, *tok_path = NULL, *shard_spec = NULL;
+    const char *models[2] = {NULL, NULL}, *out = NULL, *tok_path = NULL, *shard_spec = NULL, *task = NULL,
+               *prompt = NULL;
+    char *inputs[256];
+    int n_models = 0, n_inputs = 0;
     int resume = 0, force_progress = 0;
     double grace = 30;
     mp_engine_params ep = mp_engine_default_params();
@@ -442,6 +830,9 @@ int cmd_batch(int argc, char **argv) {
     batch_ctx b;
     memset(&b, 0, sizeof b);
     b.default_max_tokens = 512;
+    b.asr_group = 8;
+    b.asr_p = mp_whisper_default_params();
+    b.asr_p.suppress_nst = 0; /* whisper-cli's default, as `mmpipe transcribe` */
     for (int i = 1; i < argc;) {
         int r = cli_parse_common(&cc, argc, argv, &i);
         if (r < 0) return 2;
@@ -453,12 +844,13 @@ int cmd_batch(int argc, char **argv) {
         }
         if (!strcmp(a, "--resume")) { resume = 1; i++; continue; }
         if (!strcmp(a, "--progress")) { force_progress = 1; i++; continue; }
+        if (!strcmp(a, "-nf") || !strcmp(a, "--no-fallback")) { b.asr_p.temperature_inc = 0; i++; continue; }
         if (a[0] != '-' || !strcmp(a, "-")) {
-            if (in) {
-                fprintf(stderr, "mmpipe batch: one requests file per run (got '%s' and '%s')\n", in, a);
+            if (n_inputs == (int)(sizeof inputs / sizeof *inputs)) {
+                fprintf(stderr, "mmpipe batch: too many inputs\n");
                 return 2;
             }
-            in = a;
+            inputs[n_inputs++] = argv[i];
             i++;
             continue;
         }
@@ -470,13 +862,23 @@ int cmd_batch(int argc, char **argv) {
         char *end;
         long n = strtol(v, &end, 10);
         int num_ok = *v && !*end;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (n_models == 2) {
+                fprintf(stderr, "mmpipe batch: at most two models (-m): one text/vision-language model and one Whisper model\n");
+                return 2;
+            }
+            models[n_models++] = v;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--tokenizer")) tok_path = v;
         else if (!strcmp(a, "--shard")) shard_spec = v;
+        else if (!strcmp(a, "--task")) task = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "--max-seqs") && num_ok && n >= 1 && n <= 4096) ep.max_seqs = (int)n;
         else if (!strcmp(a, "--step-tokens") && num_ok && n >= 1 && n <= 1 << 20) ep.step_tokens = (int)n;
         else if (!strcmp(a, "--max-tokens") && num_ok && n >= 1 && n <= 1 << 24) b.default_max_tokens = (int)n;
+        else if (!strcmp(a, "--asr-batch") && num_ok && n >= 1 && n <= ASR_MAX_GROUP) b.asr_group = (int)n;
+        else if ((!strcmp(a, "-bs") || !strcmp(a, "--beam-size")) && num_ok && n >= 1 && n <= 64) b.asr_p.beam_size = (int)n;
+        else if ((!strcmp(a, "-bo") || !strcmp(a, "--best-of")) && num_ok && n >= 1 && n <= 64) b.asr_p.best_of = (int)n;
         else if (!strcmp(a, "--grace") && num_ok && n >= 0) grace = (double)n;
         else {
             fprintf(stderr, "mmpipe batch: unknown option or bad value: %s %s\n", a, v);
@@ -484,7 +886,8 @@ int cmd_batch(int argc, char **argv) {
         }
         i += 2;
     }
-    if (!model || !out || !in) {
+    if (!n_models || !out || !n_inputs || (!task && n_inputs > 1)) {
+        if (!task && n_inputs > 1) fprintf(stderr, "mmpipe batch: one requests file per run (or --task with files/folders)\n");
         usage(stderr);
         return 2;
     }
@@ -496,6 +899,18 @@ int cmd_batch(int argc, char **argv) {
     }
     char out_path[4096];
     mp_shard_output_name(&sh, out, out_path, sizeof out_path);
+    char task_path[4096] = "";
+    const char *in = inputs[0];
+    if (task) {
+        if (task_requests(task, prompt, inputs, n_inputs, task_path, sizeof task_path, &err) < 0) {
+            fprintf(stderr, "mmpipe batch: %s\n", err.msg);
+            return 2;
+        }
+        in = task_path;
+    } else if (strcmp(in, "-") != 0) { /* media paths in requests are relative to the requests file */
+        const char *sl = strrchr(in, '/');
+        if (sl) snprintf(b.base_dir, sizeof b.base_dir, "%.*s", (int)(sl - in), in);
+    }
 
     /* from here on SIGINT/SIGTERM stop the run gracefully (also while the model loads) */
     struct sigaction sa;
@@ -507,24 +922,51 @@ int cmd_batch(int argc, char **argv) {
     mp_threadpool *tp = mp_threadpool_create(cc.n_threads);
     mp_exec ex;
     mp_textmodel tm;
+    mp_whisper wm;
+    mp_whisper_ctx wc;
     mp_engine *e = NULL;
     mp_req_reader rd;
     memset(&rd, 0, sizeof rd);
-    int ex_ok = 0, tm_ok = 0, w_ok = 0;
+    int ex_ok = 0, tm_ok = 0, wm_ok = 0, wc_ok = 0, w_ok = 0;
     mp_idset done = {0};
     int64_t n_done = 0;
     double t0 = now_s();
     if (mp_req_reader_open(&rd, in, &err) < 0) goto fail;
+    if (task_path[0]) unlink(task_path); /* open: the file goes when we close it */
     if (mp_res_writer_open(&b.w, out_path, resume, &done, &n_done, &err) < 0) goto fail;
     w_ok = 1;
     if (n_done) fprintf(stderr, "mmpipe batch: resuming %s: %lld results already there\n", out_path, (long long)n_done);
     if (mp_exec_init(&ex, cc.device, tp, (size_t)64 << 20, &err) < 0) goto fail;
     ex_ok = 1;
-    if (mp_textmodel_load(&tm, model, tok_path, &ex, &err) < 0) goto fail;
-    tm_ok = 1;
-    b.tm = &tm;
-    b.model_name = model;
-    if (mp_engine_create(&e, &tm.llm, tm.tok, &ex, &ep, on_done, &b, &err) < 0) goto fail;
+    for (int k = 0; k < n_models; k++) {
+        char path[4096];
+        mp_hub_opts ho;
+        mp_hub_default_opts(&ho);
+        if (mp_model_resolve(models[k], &ho, path, sizeof path, &err) < 0) goto fail;
+        if (is_whisper_model(path)) {
+            if (wm_ok) {
+                mp_errf(&err, "two Whisper models given (%s, %s): one per run", b.asr_name, models[k]);
+                goto fail;
+            }
+            if (mp_whisper_load(&wm, path, &ex, &err) < 0) goto fail;
+            wm_ok = 1;
+            if (mp_whisper_ctx_init(&wc, &wm, &ex, &err) < 0) goto fail;
+            wc_ok = 1;
+            b.asr = &wm;
+            b.asr_ctx = &wc;
+            b.asr_name = models[k];
+        } else {
+            if (tm_ok) {
+                mp_errf(&err, "two text models given (%s, %s): one per run", b.model_name, models[k]);
+                goto fail;
+            }
+            if (mp_textmodel_load(&tm, models[k], tok_path, &ex, &err) < 0) goto fail;
+            tm_ok = 1;
+            b.tm = &tm;
+            b.model_name = models[k];
+        }
+    }
+    if (b.tm && mp_engine_create(&e, &tm.llm, tm.tok, &ex, &ep, on_done, &b, &err) < 0) goto fail;
     if (sh.count > 1) fprintf(stderr, "mmpipe batch: shard %d of %d -> %s\n", sh.index, sh.count, out_path);
 
     int tty = isatty(2) || force_progress;
@@ -532,8 +974,9 @@ int cmd_batch(int argc, char **argv) {
     double t_stop = 0;
     int64_t left_unread = 0;
     while (!b.write_failed) {
-        /* keep the engine's queue full: about two batches' worth of requests waiting or running */
-        while (!eof && !g_stop && mp_engine_pending(e) < 2 * ep.max_seqs) {
+        /* keep the engine's queue full: about two batches' worth of requests waiting or running
+         * (transcriptions run in groups as they fill up, inside handle_request) */
+        while (!eof && !g_stop && !b.write_failed && engine_pending(e) < 2 * ep.max_seqs) {
             mp_request q;
             char *bad_id = NULL;
             int r = mp_req_reader_next(&rd, &q, &bad_id, &err);
@@ -565,13 +1008,18 @@ int cmd_batch(int argc, char **argv) {
                 handle_request(&b, e, &q);
             }
             mp_request_free(&q);
+            if (!tty) progress(&b, e, t0, 0, 0);
         }
         if (g_stop && t_stop == 0) {
             t_stop = now_s();
             fprintf(stderr, "\nmmpipe batch: %s: finishing %d in-flight request(s) (grace %.0f s)...\n",
-                    g_stop == SIGINT ? "interrupted" : "terminated", mp_engine_pending(e), grace);
+                    g_stop == SIGINT ? "interrupted" : "terminated", engine_pending(e) + b.n_pend, grace);
         }
-        if (mp_engine_pending(e) == 0) {
+        if (engine_pending(e) == 0) {
+            if ((eof || g_stop) && b.n_pend) { /* the last, partial group of transcriptions */
+                asr_flush(&b);
+                continue;
+            }
             if (eof || g_stop) break;
             continue;
         }
@@ -581,10 +1029,9 @@ int cmd_batch(int argc, char **argv) {
             engine_failed = 1;
             break;
         }
-        if (tty) progress(&b, e, t0, 1, 0);
-        else progress(&b, e, t0, 0, 0);
+        progress(&b, e, t0, tty, 0);
     }
-    int in_flight = e ? mp_engine_pending(e) : 0;
+    int in_flight = engine_pending(e) + b.n_pend;
     if (g_stop && !eof) { /* how much input is left, for the summary (streamed, nothing kept) */
         mp_request q;
         char *bad_id = NULL;
@@ -617,12 +1064,20 @@ fail:
     rc = 2;
 done:
     if (e) mp_engine_free(e); /* unfinished requests are cancelled without a record: --resume redoes them */
+    for (int k = 0; k < b.n_pend; k++) { /* transcriptions not run (interrupted): no record either */
+        free(b.pend[k].custom_id);
+        mp_audio_free(&b.pend[k].audio);
+    }
+    free(b.pend_prompt);
     if (w_ok && mp_res_writer_close(&b.w, &err) < 0) {
         fprintf(stderr, "mmpipe batch: %s\n", err.msg);
         rc = 2;
     }
     mp_req_reader_close(&rd);
+    if (task_path[0]) unlink(task_path);
     if (tm_ok) mp_textmodel_free(&tm, &ex);
+    if (wc_ok) mp_whisper_ctx_free(&wc);
+    if (wm_ok) mp_whisper_free(&wm, &ex);
     if (ex_ok) mp_exec_free(&ex);
     mp_threadpool_free(tp);
     mp_idset_free(&done);
