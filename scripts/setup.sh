@@ -12,6 +12,7 @@ PKGS=(
   python3 python3-torch python3-numpy python3-pil
   clang libclang-rt-14-dev
   nodejs npm
+  slurm-wlm munge
 )
 
 missing=()
