@@ -3,6 +3,7 @@
  * stdout carries only the generated text (with --temp 0, exactly the greedy continuation); timings and
  * messages go to stderr. */
 #include "cli.h"
+#include "runtime/textmodel.h"
 #include "mmpipe.h"
 
 #include "kernels/mp.h"
@@ -86,39 +87,6 @@ static int read_text(const char *path, char **out) {
     return 0;
 }
 
-/* Sampling settings the user did not give come from an HF folder's generation_config.json, as
- * transformers' generate() would use them (do_sample false or absent: greedy). */
-typedef struct given {
-    int temp, top_k, top_p, min_p, rep;
-} given;
-
-static int apply_generation_config(const char *model, const given *g, mp_sampler_params *sp, mp_error *err) {
-    struct stat st;
-    if (stat(model, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
-    mp_hf_config hc;
-    if (mp_hf_config_load(&hc, model, err) < 0) return -1;
-    int rc = 0;
-    if (mp_json_present(&hc.generation)) {
-        const mp_json *j = &hc.generation;
-        int do_sample = 0;
-        double t = sp->temperature, p = sp->top_p, mp = sp->min_p, r = sp->repeat_penalty;
-        int64_t k = sp->top_k;
-        if (mp_json_bool_or(j, "do_sample", 0, &do_sample, err) < 0 || mp_json_f64_or(j, "temperature", 1.0, &t, err) < 0 ||
-            mp_json_f64_or(j, "top_p", 1.0, &p, err) < 0 || mp_json_int_or(j, "top_k", 0, &k, err) < 0 ||
-            mp_json_f64_or(j, "min_p", 0.0, &mp, err) < 0 || mp_json_f64_or(j, "repetition_penalty", 1.0, &r, err) < 0) {
-            rc = -1;
-        } else {
-            if (!g->temp) sp->temperature = do_sample ? (float)t : 0.0f;
-            if (!g->top_p) sp->top_p = (float)p;
-            if (!g->top_k && k >= 0 && k < (1 << 30)) sp->top_k = (int)k;
-            if (!g->min_p && mp >= 0 && mp <= 1) sp->min_p = (float)mp;
-            if (!g->rep && r > 0) sp->repeat_penalty = (float)r;
-        }
-    }
-    mp_hf_config_free(&hc);
-    return rc;
-}
-
 /* One user turn (and an optional system turn) rendered with the model's chat template (or FILE), with
  * the generation prompt. BOS / EOS strings are the tokenizer's. */
 static int render_chat(const char *model, const char *template_file, const mp_tokenizer *tok, const char *system_msg,
@@ -190,47 +158,13 @@ static int tok_path_is_hf(const char *model, const char *tok_path) {
     return mp_is_dir(model);
 }
 
-/* The tokenizer that goes with the model: --tokenizer, else one found beside it. */
-static int load_tokenizer(mp_tokenizer **tok, const char *model, const char *tok_path, int n_vocab, mp_error *err) {
-    struct stat st;
-    if (tok_path) {
-        if (stat(tok_path, &st) == 0 && S_ISDIR(st.st_mode)) return mp_tokenizer_load_hf(tok, tok_path, err);
-        size_t l = strlen(tok_path);
-        if (l >= 5 && !strcmp(tok_path + l - 5, ".json")) return mp_tokenizer_load_hf(tok, tok_path, err);
-        return mp_tokenizer_load_llama2c(tok, tok_path, 0, err);
-    }
-    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) return mp_tokenizer_load_hf(tok, model, err);
-    FILE *f = fopen(model, "rb");
-    char magic[4] = {0};
-    if (f) {
-        if (fread(magic, 1, 4, f) != 4) magic[0] = 0;
-        fclose(f);
-    }
-    if (!memcmp(magic, "GGUF", 4)) {
-        mp_gguf *g = NULL;
-        if (mp_gguf_open(&g, model, err) < 0) return -1;
-        int rc = mp_tokenizer_load_gguf(tok, g, err);
-        mp_gguf_free(g);
-        return rc;
-    }
-    /* llama2.c: tokenizer.bin beside the checkpoint */
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", model);
-    char *slash = strrchr(dir, '/');
-    if (slash) slash[1] = 0; else dir[0] = 0;
-    char cand[4200];
-    snprintf(cand, sizeof cand, "%stokenizer.bin", dir);
-    if (stat(cand, &st) == 0) return mp_tokenizer_load_llama2c(tok, cand, 0, err);
-    return mp_errf(err, "%s: no tokenizer given (use --tokenizer FILE for a llama2.c checkpoint)", model);
-}
-
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *prompt_file = NULL, *tok_path = NULL;
     const char *stops[MP_MAX_STOP];
     int n_stops = 0, n_predict = 256, n_ctx = 0, chat = 0, ignore_eos = 0, want_logprobs = 0, seed_given = 0, verbose = 0;
     const char *system_msg = NULL, *template_file = NULL;
     mp_sampler_params sp = mp_sampler_default_params();
-    given gv = {0, 0, 0, 0, 0};
+    mp_sampling_given gv = {0, 0, 0, 0, 0};
     cli_common cc = {0, MMPIPE_DEVICE_AUTO};
     for (int i = 1; i < argc;) {
         int r = cli_parse_common(&cc, argc, argv, &i);
@@ -363,9 +297,9 @@ int cmd_generate(int argc, char **argv) {
     if (mp_exec_init(&ex, cc.device, tp, (size_t)64 << 20, &err) < 0) goto fail;
     ex_ok = 1;
     if (mp_llama_load(&m, model, &ex, &err) < 0) goto fail;
-    if (apply_generation_config(model, &gv, &sp, &err) < 0) goto fail;
+    if (mp_textmodel_generation_defaults(model, &gv, &sp, &err) < 0) goto fail;
     const mp_llama_config *c = &m.cfg;
-    if (load_tokenizer(&tok, model, tok_path, c->n_vocab, &err) < 0) goto fail;
+    if (mp_textmodel_load_tokenizer(&tok, model, tok_path, c->n_vocab, &err) < 0) goto fail;
     if (mp_tokenizer_n_vocab(tok) > c->n_vocab ||
         (m.cfg.arch == MP_LLM_LLAMA && !tok_path_is_hf(model, tok_path) && mp_tokenizer_n_vocab(tok) != c->n_vocab)) {
         mp_errf(&err, "%s: the tokenizer has %d tokens, the model %d (use --tokenizer FILE)", model,
