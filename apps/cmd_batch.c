@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,15 @@ typedef struct asr_item {
 } asr_item;
 enum { ASR_JSON, ASR_VERBOSE, ASR_TEXT };
 
+/* prepared requests between the preparing thread and the main thread (see below) */
+typedef struct prep_item prep_item;
+typedef struct prep_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    prep_item **ring;
+    int cap, head, count, stop;
+} prep_queue;
+
 typedef struct batch_ctx {
     mp_textmodel *tm;          /* the text/chat model, or NULL */
     const char *model_name;
@@ -105,6 +115,13 @@ typedef struct batch_ctx {
     char *pend_prompt;         /* pend_p.prompt (owned) */
     char base_dir[4096];       /* relative media paths are relative to the requests file */
     double audio_s;            /* seconds of audio transcribed */
+    /* the preparing thread: it alone touches rd, the filters and their counters until it is joined */
+    mp_req_reader *rd;
+    const mp_shard *sh;
+    const mp_idset *done;
+    prep_queue q;
+    int read_failed;
+    mp_error read_err;
     mp_res_writer w;
     int default_max_tokens;
     int64_t n_ok, n_err, n_skipped, n_dup, n_other_shard, n_read, tokens_out;
@@ -119,6 +136,135 @@ typedef struct req_state {
     int kind;
     int logprobs;
 } req_state;
+
+/* ---------------------------------------------------------------- the preparing thread
+ * A worker thread reads the requests file and prepares each request (shard/resume/duplicate filters,
+ * chat template + tokenization, audio decoding + resampling) while the main thread runs the models.
+ * Prepared items go through a bounded queue (back-pressure: the worker waits when it is full); the main
+ * thread alone writes results, so records are never interleaved. */
+
+enum { IT_EOF, IT_ERROR, IT_GEN, IT_ASR };
+
+struct prep_item {
+    int kind;
+    char *custom_id;
+    /* IT_ERROR */
+    int status;
+    const char *code;
+    char *msg;
+    /* IT_GEN: r.tokens = ids, r.user = rs, r.stop[] = stop_copy[] */
+    mp_gen_request r;
+    int32_t *ids;
+    req_state *rs;
+    char *stop_copy[MP_MAX_STOP];
+    /* IT_ASR */
+    asr_item asr;
+    mp_whisper_params p; /* p.prompt = prompt */
+    char *prompt;
+    char key[128];
+};
+
+static void prep_free(prep_item *it) {
+    if (!it) return;
+    free(it->custom_id);
+    free(it->msg);
+    free(it->ids);
+    if (it->rs) {
+        free(it->rs->custom_id);
+        free(it->rs);
+    }
+    for (int i = 0; i < MP_MAX_STOP; i++) free(it->stop_copy[i]);
+    free(it->asr.custom_id);
+    mp_audio_free(&it->asr.audio);
+    free(it->prompt);
+    free(it);
+}
+
+static prep_item *prep_new(int kind, const char *custom_id) {
+    prep_item *it = calloc(1, sizeof *it);
+    if (!it) return NULL;
+    it->kind = kind;
+    if (custom_id && !(it->custom_id = strdup(custom_id))) {
+        free(it);
+        return NULL;
+    }
+    return it;
+}
+
+static prep_item *prep_error(const char *custom_id, int status, const char *code, const char *msg) {
+    prep_item *it = prep_new(IT_ERROR, custom_id);
+    if (!it) return NULL;
+    it->status = status;
+    it->code = code;
+    it->msg = strdup(msg);
+    return it;
+}
+
+static int queue_init(prep_queue *q, int cap) {
+    memset(q, 0, sizeof *q);
+    q->ring = calloc((size_t)cap, sizeof *q->ring);
+    if (!q->ring) return -1;
+    q->cap = cap;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->not_empty, NULL);
+    pthread_cond_init(&q->not_full, NULL);
+    return 0;
+}
+
+static void queue_free(prep_queue *q) {
+    if (!q->ring) return;
+    for (int i = 0; i < q->count; i++) prep_free(q->ring[(q->head + i) % q->cap]);
+    free(q->ring);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+    q->ring = NULL;
+}
+
+/* 0, or -1 when the queue was stopped (the item is not taken) */
+static int queue_push(prep_queue *q, prep_item *it) {
+    pthread_mutex_lock(&q->mu);
+    while (q->count == q->cap && !q->stop) pthread_cond_wait(&q->not_full, &q->mu);
+    int rc = -1;
+    if (!q->stop) {
+        q->ring[(q->head + q->count) % q->cap] = it;
+        q->count++;
+        pthread_cond_signal(&q->not_empty);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* The next item, waiting at most wait_ms for one; NULL when none came. */
+static prep_item *queue_pop(prep_queue *q, int wait_ms) {
+    pthread_mutex_lock(&q->mu);
+    if (q->count == 0 && wait_ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)wait_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&q->not_empty, &q->mu, &ts);
+    }
+    prep_item *it = NULL;
+    if (q->count) {
+        it = q->ring[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        pthread_cond_signal(&q->not_full);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return it;
+}
+
+static void queue_stop(prep_queue *q) {
+    pthread_mutex_lock(&q->mu);
+    q->stop = 1;
+    pthread_cond_broadcast(&q->not_full);
+    pthread_cond_broadcast(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+}
 
 static void put_line(batch_ctx *b, char *line) {
     if (!line) {
@@ -407,18 +553,16 @@ static const char *json_str(const cJSON *o, const char *key) {
     return cJSON_IsString(j) ? j->valuestring : NULL;
 }
 
-static void asr_submit(batch_ctx *b, mp_request *q) {
+/* Worker side of a transcription request: options checked, audio decoded to 16 kHz mono. */
+static prep_item *prepare_asr(batch_ctx *b, mp_request *q) {
     char msg[1024];
     const cJSON *body = q->body;
-    if (!b->asr) {
-        put_error(b, q->custom_id, 400, "model_not_found",
-                  "this run has no speech model for /v1/audio/transcriptions (give a Whisper model with -m)");
-        return;
-    }
+    if (!b->asr)
+        return prep_error(q->custom_id, 400, "model_not_found",
+                          "this run has no speech model for /v1/audio/transcriptions (give a Whisper model with -m)");
     if (q->model && strcmp(q->model, b->asr_name) != 0 && strcmp(q->model, "whisper-1") != 0) {
         snprintf(msg, sizeof msg, "this run serves speech model \"%s\"; the request asks for \"%s\"", b->asr_name, q->model);
-        put_error(b, q->custom_id, 400, "model_not_found", msg);
-        return;
+        return prep_error(q->custom_id, 400, "model_not_found", msg);
     }
     mp_whisper_params p = b->asr_p;
     /* the audio: "file" / "file_url" / "url" (path, file://, data:), or input_audio {"data": base64} */
@@ -434,11 +578,10 @@ static void asr_submit(batch_ctx *b, mp_request *q) {
         if (data_uri) snprintf(data_uri, len, "data:audio/%s;base64,%s", fmt ? fmt : "wav", json_str(ia, "data"));
         ref = data_uri;
     }
-    if (!ref) {
-        put_error(b, q->custom_id, 400, "invalid_request",
-                  "no audio: give \"file\" (a path, file:// URL or data: URI) or \"input_audio\"");
-        return;
-    }
+    if (!ref)
+        return prep_error(q->custom_id, 400, "invalid_request",
+                          "no audio: give \"file\" (a path, file:// URL or data: URI) or \"input_audio\"");
+    prep_item *it = NULL;
     /* options */
     int format = ASR_JSON;
     const char *rf = json_str(body, "response_format");
@@ -455,7 +598,6 @@ static void asr_submit(batch_ctx *b, mp_request *q) {
         snprintf(msg, sizeof msg, "unknown language \"%.100s\"", lang);
         goto bad;
     }
-    p.prompt = json_str(body, "prompt");
     double t;
     int rc = json_num(body, "temperature", 0, 1, &t, msg, sizeof msg);
     if (rc < 0) goto bad;
@@ -468,77 +610,70 @@ static void asr_submit(batch_ctx *b, mp_request *q) {
         snprintf(msg, sizeof msg, "word timestamps need response_format \"verbose_json\"");
         goto bad;
     }
-    char key[sizeof b->pend_key];
-    snprintf(key, sizeof key, "%d|%d|%.9g|%d", p.language, p.translate, p.temperature, p.word_timestamps);
+    it = prep_new(IT_ASR, q->custom_id);
+    const char *prompt = json_str(body, "prompt");
+    if (!it || !(it->asr.custom_id = strdup(q->custom_id)) || (prompt && !(it->prompt = strdup(prompt)))) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto bad;
+    }
+    p.prompt = it->prompt;
+    it->p = p;
+    it->asr.format = format;
+    snprintf(it->key, sizeof it->key, "%d|%d|%.9g|%d", p.language, p.translate, p.temperature, p.word_timestamps);
     /* the audio itself */
     mp_media_ref mr;
     mp_error err;
-    asr_item it;
-    memset(&it, 0, sizeof it);
     if (mp_media_resolve(ref, b->base_dir, &mr, &err) < 0) {
         snprintf(msg, sizeof msg, "%s", err.msg);
         goto bad;
     }
-    rc = mr.path ? mp_audio_load(mr.path, MP_AUDIO_RATE, &it.audio, &err)
-                 : mp_audio_load_memory(mr.bytes, mr.size, mr.name, MP_AUDIO_RATE, &it.audio, &err);
+    rc = mr.path ? mp_audio_load(mr.path, MP_AUDIO_RATE, &it->asr.audio, &err)
+                 : mp_audio_load_memory(mr.bytes, mr.size, mr.name, MP_AUDIO_RATE, &it->asr.audio, &err);
     mp_media_ref_free(&mr);
-    if (rc < 0) {
-        free(data_uri);
-        put_error(b, q->custom_id, 400, "invalid_media", err.msg);
-        return;
-    }
-    if (!(it.custom_id = strdup(q->custom_id))) {
-        mp_audio_free(&it.audio);
-        snprintf(msg, sizeof msg, "out of memory");
-        goto bad;
-    }
-    it.format = format;
-    int same_prompt = (!p.prompt && !b->pend_prompt) || (p.prompt && b->pend_prompt && !strcmp(p.prompt, b->pend_prompt));
-    if (b->n_pend && (strcmp(key, b->pend_key) != 0 || !same_prompt)) asr_flush(b);
-    if (!b->n_pend) {
-        /* the prompt string lives in the request, which is freed after this call */
-        char *pc = p.prompt ? strdup(p.prompt) : NULL;
-        if (p.prompt && !pc) {
-            free(it.custom_id);
-            mp_audio_free(&it.audio);
-            snprintf(msg, sizeof msg, "out of memory");
-            goto bad;
-        }
-        snprintf(b->pend_key, sizeof b->pend_key, "%s", key);
-        b->pend_p = p;
-        b->pend_p.prompt = b->pend_prompt = pc;
-    }
-    b->pend[b->n_pend++] = it;
     free(data_uri);
-    if (b->n_pend >= b->asr_group) asr_flush(b);
-    return;
+    if (rc < 0) {
+        prep_free(it);
+        return prep_error(q->custom_id, 400, "invalid_media", err.msg);
+    }
+    return it;
 bad:
     free(data_uri);
-    put_error(b, q->custom_id, 400, "invalid_request", msg);
+    prep_free(it);
+    return prep_error(q->custom_id, 400, "invalid_request", msg);
 }
 
-/* Turns one request into an engine submission, or writes its error record. */
-static void handle_request(batch_ctx *b, mp_engine *e, mp_request *q) {
+/* Main side: the item joins the group of pending transcriptions (a group shares its options); a full
+ * group runs at once. */
+static void consume_asr(batch_ctx *b, prep_item *it) {
+    const char *pp = it->prompt, *gp = b->pend_prompt;
+    int same_prompt = (!pp && !gp) || (pp && gp && !strcmp(pp, gp));
+    if (b->n_pend && (strcmp(it->key, b->pend_key) != 0 || !same_prompt)) asr_flush(b);
+    if (!b->n_pend) {
+        snprintf(b->pend_key, sizeof b->pend_key, "%s", it->key);
+        b->pend_p = it->p;
+        b->pend_p.prompt = b->pend_prompt = it->prompt; /* ownership moves to the group */
+        it->prompt = NULL;
+    }
+    b->pend[b->n_pend++] = it->asr; /* the audio and custom_id move too */
+    memset(&it->asr, 0, sizeof it->asr);
+    prep_free(it);
+    if (b->n_pend >= b->asr_group) asr_flush(b);
+}
+
+/* Worker side of a chat/completion request: template, tokens, sampling parameters. */
+static prep_item *prepare_gen(batch_ctx *b, mp_request *q) {
     char msg[1024];
     int status = 400;
     char *prompt = NULL;
-    int32_t *ids = NULL;
-    mp_gen_request r;
-    memset(&r, 0, sizeof r);
-    if (q->kind == MP_REQ_TRANSCRIBE) {
-        asr_submit(b, q);
-        return;
-    }
+    prep_item *it = NULL;
     if (!b->tm) {
         snprintf(msg, sizeof msg, "this run has no text model for %s (give one with -m)",
                  q->kind == MP_REQ_CHAT ? "/v1/chat/completions" : "/v1/completions");
-        put_error(b, q->custom_id, 400, "model_not_found", msg);
-        return;
+        return prep_error(q->custom_id, 400, "model_not_found", msg);
     }
     if (q->model && strcmp(q->model, b->model_name) != 0 && strcmp(q->model, b->tm->path) != 0) {
         snprintf(msg, sizeof msg, "this run serves model \"%s\"; the request asks for \"%s\"", b->model_name, q->model);
-        put_error(b, q->custom_id, 400, "model_not_found", msg);
-        return;
+        return prep_error(q->custom_id, 400, "model_not_found", msg);
     }
     int add_special = 0;
     if (q->kind == MP_REQ_CHAT) {
@@ -552,8 +687,23 @@ static void handle_request(batch_ctx *b, mp_engine *e, mp_request *q) {
         prompt = strdup(p->valuestring);
         add_special = 1; /* a raw prompt gets BOS like `mmpipe generate` */
     }
-    if (parse_params(b, q->custom_id, q->body, &r, msg, sizeof msg) < 0) goto bad;
-    int n = tokenize_all(b->tm->tok, prompt, add_special, &ids);
+    it = prep_new(IT_GEN, q->custom_id);
+    if (!it || !prompt) {
+        snprintf(msg, sizeof msg, "out of memory");
+        status = 500;
+        goto bad;
+    }
+    mp_gen_request *r = &it->r;
+    if (parse_params(b, q->custom_id, q->body, r, msg, sizeof msg) < 0) goto bad;
+    for (int i = 0; i < r->n_stop; i++) { /* the request's strings go with it; keep copies */
+        if (!(it->stop_copy[i] = strdup(r->stop[i]))) {
+            snprintf(msg, sizeof msg, "out of memory");
+            status = 500;
+            goto bad;
+        }
+        r->stop[i] = it->stop_copy[i];
+    }
+    int n = tokenize_all(b->tm->tok, prompt, add_special, &it->ids);
     if (n < 0) {
         snprintf(msg, sizeof msg, "could not tokenize the prompt");
         goto bad;
@@ -564,35 +714,105 @@ static void handle_request(batch_ctx *b, mp_engine *e, mp_request *q) {
             snprintf(msg, sizeof msg, "empty prompt and the model has no BOS token");
             goto bad;
         }
-        ids[n++] = bos;
+        it->ids[n++] = bos;
     }
-    req_state *rs = calloc(1, sizeof *rs);
-    if (!rs || !(rs->custom_id = strdup(q->custom_id))) {
-        free(rs);
+    it->rs = calloc(1, sizeof *it->rs);
+    if (!it->rs || !(it->rs->custom_id = strdup(q->custom_id))) {
         snprintf(msg, sizeof msg, "out of memory");
         status = 500;
         goto bad;
     }
-    rs->kind = q->kind;
-    rs->logprobs = r.top_logprobs > 0;
-    r.n = n;
-    r.tokens = ids;
-    r.user = rs;
-    mp_error err;
-    if (mp_engine_submit(e, &r, &err) < 0) {
-        free(rs->custom_id);
-        free(rs);
-        snprintf(msg, sizeof msg, "%s", err.msg);
-        status = 500;
-        goto bad;
-    }
+    it->rs->kind = q->kind;
+    it->rs->logprobs = r->top_logprobs > 0;
+    r->n = n;
+    r->tokens = it->ids;
     free(prompt);
-    free(ids);
-    return;
+    return it;
 bad:
-    put_error(b, q->custom_id, status, status >= 500 ? "internal_error" : "invalid_request", msg);
     free(prompt);
-    free(ids);
+    prep_free(it);
+    return prep_error(q->custom_id, status, status >= 500 ? "internal_error" : "invalid_request", msg);
+}
+
+/* Main side: into the engine (which copies what it keeps), or an error record. */
+static void consume_gen(batch_ctx *b, mp_engine *e, prep_item *it) {
+    mp_error err;
+    it->r.user = it->rs;
+    if (mp_engine_submit(e, &it->r, &err) < 0) {
+        put_error(b, it->custom_id, 500, "internal_error", err.msg);
+    } else {
+        it->rs = NULL; /* the engine's callback frees it */
+    }
+    prep_free(it);
+}
+
+static prep_item *prepare(batch_ctx *b, mp_request *q) {
+    return q->kind == MP_REQ_TRANSCRIBE ? prepare_asr(b, q) : prepare_gen(b, q);
+}
+
+static void consume(batch_ctx *b, mp_engine *e, prep_item *it) {
+    switch (it->kind) {
+    case IT_ERROR:
+        put_error(b, it->custom_id, it->status, it->code, it->msg ? it->msg : "out of memory");
+        prep_free(it);
+        break;
+    case IT_GEN: consume_gen(b, e, it); break;
+    case IT_ASR: consume_asr(b, it); break;
+    default: prep_free(it);
+    }
+}
+
+/* The preparing thread: reads and prepares until the end of the input or a stop. */
+static void *prepare_thread(void *arg) {
+    batch_ctx *b = arg;
+    for (;;) {
+        if (g_stop) break;
+        mp_request q;
+        char *bad_id = NULL;
+        mp_error err;
+        int r = mp_req_reader_next(b->rd, &q, &bad_id, &err);
+        if (r == 0) break;
+        b->n_read++;
+        prep_item *it = NULL;
+        if (r < 0) {
+            if (!bad_id && b->rd->line_no == 0) { /* read error */
+                b->read_failed = 1;
+                b->read_err = err;
+                break;
+            }
+            if (bad_id && (!mp_shard_owns(b->sh, bad_id) || mp_idset_has(b->done, bad_id))) {
+                free(bad_id);
+                continue;
+            }
+            if (!bad_id && b->sh->index != 0) continue; /* id-less bad lines are reported by shard 0 only */
+            it = prep_error(bad_id, 400, "invalid_request", err.msg);
+            free(bad_id);
+        } else {
+            if (!mp_shard_owns(b->sh, q.custom_id)) {
+                b->n_other_shard++;
+            } else if (mp_idset_has(b->done, q.custom_id)) {
+                b->n_skipped++;
+            } else if (mp_idset_add(&b->seen, q.custom_id) == 0) {
+                b->n_dup++;
+                fprintf(stderr, "mmpipe batch: %s:%lld: duplicate custom_id \"%s\" skipped (its first occurrence is processed)\n",
+                        b->rd->path, (long long)q.line_no, q.custom_id);
+            } else {
+                it = prepare(b, &q);
+                if (!it) it = prep_error(q.custom_id, 500, "internal_error", "out of memory");
+            }
+            mp_request_free(&q);
+        }
+        if (it && queue_push(&b->q, it) < 0) { /* stopped: not started, --resume redoes it */
+            prep_free(it);
+            break;
+        }
+    }
+    prep_item *eof = prep_new(IT_EOF, NULL);
+    if (!eof || queue_push(&b->q, eof) < 0) {
+        free(eof);
+        queue_stop(&b->q); /* the main thread sees the stop instead */
+    }
+    return NULL;
 }
 
 /* ---------------------------------------------------------------- results */
@@ -927,7 +1147,8 @@ int cmd_batch(int argc, char **argv) {
     mp_engine *e = NULL;
     mp_req_reader rd;
     memset(&rd, 0, sizeof rd);
-    int ex_ok = 0, tm_ok = 0, wm_ok = 0, wc_ok = 0, w_ok = 0;
+    int ex_ok = 0, tm_ok = 0, wm_ok = 0, wc_ok = 0, w_ok = 0, prep_started = 0;
+    pthread_t prep_tid;
     mp_idset done = {0};
     int64_t n_done = 0;
     double t0 = now_s();
@@ -973,41 +1194,40 @@ int cmd_batch(int argc, char **argv) {
     int eof = 0, engine_failed = 0;
     double t_stop = 0;
     int64_t left_unread = 0;
+    /* the preparing thread reads ahead: about four batches' worth of prepared requests */
+    b.rd = &rd;
+    b.sh = &sh;
+    b.done = &done;
+    int qcap = 4 * ep.max_seqs > 4 * b.asr_group ? 4 * ep.max_seqs : 4 * b.asr_group;
+    if (queue_init(&b.q, qcap) < 0) {
+        mp_errf(&err, "out of memory");
+        goto fail;
+    }
+    if (pthread_create(&prep_tid, NULL, prepare_thread, &b) != 0) {
+        mp_errf(&err, "cannot start the preparing thread");
+        goto fail;
+    }
+    prep_started = 1;
     while (!b.write_failed) {
         /* keep the engine's queue full: about two batches' worth of requests waiting or running
-         * (transcriptions run in groups as they fill up, inside handle_request) */
+         * (transcriptions run in groups as they fill up) */
         while (!eof && !g_stop && !b.write_failed && engine_pending(e) < 2 * ep.max_seqs) {
-            mp_request q;
-            char *bad_id = NULL;
-            int r = mp_req_reader_next(&rd, &q, &bad_id, &err);
-            if (r == 0) {
-                eof = 1;
+            int idle = engine_pending(e) == 0; /* nothing to compute: wait for the next prepared request */
+            prep_item *it = queue_pop(&b.q, idle ? 100 : 0);
+            if (!it) {
+                pthread_mutex_lock(&b.q.mu);
+                int gone = b.q.stop && b.q.count == 0;
+                pthread_mutex_unlock(&b.q.mu);
+                if (gone) eof = 1;
+                if (idle && !gone) continue;
                 break;
             }
-            b.n_read++;
-            if (r < 0) {
-                if (!bad_id && rd.line_no == 0) goto fail; /* read error */
-                if (bad_id && (!mp_shard_owns(&sh, bad_id) || mp_idset_has(&done, bad_id))) {
-                    free(bad_id);
-                    continue;
-                }
-                if (!bad_id && sh.index != 0) continue; /* id-less bad lines are reported by shard 0 only */
-                put_error(&b, bad_id, 400, "invalid_request", err.msg);
-                free(bad_id);
-                continue;
+            if (it->kind == IT_EOF) {
+                eof = 1;
+                prep_free(it);
+                break;
             }
-            if (!mp_shard_owns(&sh, q.custom_id)) {
-                b.n_other_shard++;
-            } else if (mp_idset_has(&done, q.custom_id)) {
-                b.n_skipped++;
-            } else if (mp_idset_add(&b.seen, q.custom_id) == 0) {
-                b.n_dup++;
-                fprintf(stderr, "mmpipe batch: %s:%lld: duplicate custom_id \"%s\" skipped (its first occurrence is processed)\n",
-                        rd.path, (long long)q.line_no, q.custom_id);
-            } else {
-                handle_request(&b, e, &q);
-            }
-            mp_request_free(&q);
+            consume(&b, e, it);
             if (!tty) progress(&b, e, t0, 0, 0);
         }
         if (g_stop && t_stop == 0) {
@@ -1032,7 +1252,15 @@ int cmd_batch(int argc, char **argv) {
         progress(&b, e, t0, tty, 0);
     }
     int in_flight = engine_pending(e) + b.n_pend;
+    queue_stop(&b.q);
+    pthread_join(prep_tid, NULL);
+    prep_started = 0;
+    if (b.read_failed) {
+        fprintf(stderr, "mmpipe batch: %s\n", b.read_err.msg);
+        engine_failed = 1;
+    }
     if (g_stop && !eof) { /* how much input is left, for the summary (streamed, nothing kept) */
+        for (int i = 0; i < b.q.count; i++) left_unread += b.q.ring[(b.q.head + i) % b.q.cap]->kind != IT_EOF;
         mp_request q;
         char *bad_id = NULL;
         int r;
@@ -1063,6 +1291,11 @@ fail:
     fprintf(stderr, "mmpipe batch: %s\n", err.msg);
     rc = 2;
 done:
+    if (prep_started) {
+        queue_stop(&b.q);
+        pthread_join(prep_tid, NULL);
+    }
+    queue_free(&b.q);
     if (e) mp_engine_free(e); /* unfinished requests are cancelled without a record: --resume redoes them */
     for (int k = 0; k < b.n_pend; k++) { /* transcriptions not run (interrupted): no record either */
         free(b.pend[k].custom_id);
