@@ -88,7 +88,19 @@ typedef struct asr_item {
     char *custom_id;
     mp_audio audio;
     int format;          /* ASR_JSON, ASR_VERBOSE, ASR_TEXT */
+    uint64_t audio_hash; /* of the 16 kHz samples */
+    uint64_t result_hash; /* audio + every option that shapes the result body */
 } asr_item;
+
+/* Results of transcriptions already made, by result_hash: the same audio asked again with the same
+ * options is answered without running the model (a ring of the last ASR_CACHE bodies). */
+#define ASR_CACHE 1024
+typedef struct asr_cache {
+    uint64_t key[ASR_CACHE];
+    char *body[ASR_CACHE];
+    int next;
+    int64_t hits;
+} asr_cache;
 enum { ASR_JSON, ASR_VERBOSE, ASR_TEXT };
 
 /* prepared requests between the preparing thread and the main thread (see below) */
@@ -113,6 +125,7 @@ typedef struct batch_ctx {
     mp_whisper_params pend_p;  /* the options every pending item shares */
     char pend_key[128];
     char *pend_prompt;         /* pend_p.prompt (owned) */
+    asr_cache cache;
     char base_dir[4096];       /* relative media paths are relative to the requests file */
     double audio_s;            /* seconds of audio transcribed */
     /* the preparing thread: it alone touches rd, the filters and their counters until it is joined */
@@ -470,79 +483,142 @@ static int tokenize_all(const mp_tokenizer *tok, const char *text, int add_speci
  * holds requests with the same decoding options; a request with other options runs the group first.
  * Results do not depend on the grouping. */
 
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static const char *cache_get(const asr_cache *c, uint64_t key) {
+    for (int i = 0; i < ASR_CACHE; i++)
+        if (c->body[i] && c->key[i] == key) return c->body[i];
+    return NULL;
+}
+
+static void cache_put(asr_cache *c, uint64_t key, const char *body) {
+    if (cache_get(c, key)) return;
+    char *copy = strdup(body);
+    if (!copy) return;
+    free(c->body[c->next]);
+    c->key[c->next] = key;
+    c->body[c->next] = copy;
+    c->next = (c->next + 1) % ASR_CACHE;
+}
+
+static void cache_free(asr_cache *c) {
+    for (int i = 0; i < ASR_CACHE; i++) free(c->body[i]);
+}
+
+/* One result line from a body kept as text. */
+static void put_body(batch_ctx *b, const char *custom_id, const char *body_text) {
+    cJSON *body = cJSON_Parse(body_text);
+    if (!body) {
+        put_error(b, custom_id, 500, "internal_error", "out of memory");
+        return;
+    }
+    put_line(b, mp_result_ok(custom_id, body));
+    b->n_ok++;
+}
+
+static cJSON *asr_body(const batch_ctx *b, const mp_whisper_result *r, int format) {
+    if (format == ASR_TEXT) return cJSON_CreateString(r->text ? r->text : "");
+    cJSON *body = cJSON_CreateObject();
+    const char *lang = mp_whisper_lang_name(r->language);
+    if (format == ASR_VERBOSE) {
+        cJSON_AddStringToObject(body, "task", b->pend_p.translate ? "translate" : "transcribe");
+        cJSON_AddStringToObject(body, "language", lang ? lang : "");
+        cJSON_AddNumberToObject(body, "duration", r->duration);
+    }
+    cJSON_AddStringToObject(body, "text", r->text ? r->text : "");
+    if (format == ASR_VERBOSE) {
+        cJSON *segs = cJSON_AddArrayToObject(body, "segments");
+        cJSON *words = b->pend_p.word_timestamps ? cJSON_AddArrayToObject(body, "words") : NULL;
+        for (int k = 0; k < r->n_segs; k++) {
+            const mp_whisper_segment *sg = &r->segs[k];
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "id", k);
+            cJSON_AddNumberToObject(o, "seek", (double)sg->seek);
+            cJSON_AddNumberToObject(o, "start", sg->start);
+            cJSON_AddNumberToObject(o, "end", sg->end);
+            cJSON_AddStringToObject(o, "text", sg->text ? sg->text : "");
+            cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
+            for (int t = 0; t < sg->n_tokens; t++) cJSON_AddItemToArray(toks, cJSON_CreateNumber(sg->tokens[t].id));
+            cJSON_AddNumberToObject(o, "temperature", sg->temperature);
+            cJSON_AddNumberToObject(o, "avg_logprob", sg->avg_logprob);
+            cJSON_AddNumberToObject(o, "compression_ratio", sg->compression_ratio);
+            cJSON_AddNumberToObject(o, "no_speech_prob", sg->no_speech_prob);
+            cJSON_AddItemToArray(segs, o);
+            for (int w = 0; words && w < sg->n_words; w++) {
+                cJSON *wo = cJSON_CreateObject();
+                cJSON_AddStringToObject(wo, "word", sg->words[w].text ? sg->words[w].text : "");
+                cJSON_AddNumberToObject(wo, "start", sg->words[w].start);
+                cJSON_AddNumberToObject(wo, "end", sg->words[w].end);
+                cJSON_AddItemToArray(words, wo);
+            }
+        }
+    }
+    cJSON *u = cJSON_AddObjectToObject(body, "usage");
+    cJSON_AddStringToObject(u, "type", "duration");
+    cJSON_AddNumberToObject(u, "seconds", ceil(r->duration));
+    return body;
+}
+
+/* Runs the pending group: each distinct audio once (the group shares its options), every request
+ * answered, bodies remembered in the cache. */
 static void asr_flush(batch_ctx *b) {
     int n = b->n_pend;
     if (!n) return;
     const float *samp[ASR_MAX_GROUP] = {0};
     int64_t ns[ASR_MAX_GROUP] = {0};
+    int src[ASR_MAX_GROUP], slot[ASR_MAX_GROUP], nu = 0;
     mp_whisper_result res[ASR_MAX_GROUP];
     int rcs[ASR_MAX_GROUP];
     mp_error errs[ASR_MAX_GROUP];
     memset(res, 0, sizeof res);
     for (int i = 0; i < n; i++) {
-        samp[i] = b->pend[i].audio.samples;
-        ns[i] = b->pend[i].audio.n_samples;
-        rcs[i] = 0;
-        errs[i].msg[0] = 0;
+        src[i] = i;
+        for (int j = 0; j < i; j++)
+            if (b->pend[j].audio_hash == b->pend[i].audio_hash && b->pend[j].audio.n_samples == b->pend[i].audio.n_samples &&
+                !memcmp(b->pend[j].audio.samples, b->pend[i].audio.samples, sizeof(float) * (size_t)b->pend[i].audio.n_samples)) {
+                src[i] = j;
+                break;
+            }
+        if (src[i] != i) {
+            slot[i] = slot[src[i]];
+            b->cache.hits++;
+            continue;
+        }
+        slot[i] = nu;
+        samp[nu] = b->pend[i].audio.samples;
+        ns[nu] = b->pend[i].audio.n_samples;
+        rcs[nu] = 0;
+        errs[nu].msg[0] = 0;
+        nu++;
     }
-    mp_whisper_transcribe_batch(b->asr_ctx, samp, ns, n, &b->pend_p, res, rcs, errs);
+    mp_whisper_transcribe_batch(b->asr_ctx, samp, ns, nu, &b->pend_p, res, rcs, errs);
     for (int i = 0; i < n; i++) {
         asr_item *it = &b->pend[i];
-        if (rcs[i]) {
-            put_error(b, it->custom_id, 500, "transcription_failed", errs[i].msg);
+        int k = slot[i];
+        if (rcs[k]) {
+            put_error(b, it->custom_id, 500, "transcription_failed", errs[k].msg);
         } else {
-            const mp_whisper_result *r = &res[i];
-            cJSON *body;
-            if (it->format == ASR_TEXT) {
-                body = cJSON_CreateString(r->text ? r->text : "");
+            cJSON *body = asr_body(b, &res[k], it->format);
+            char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+            cJSON_Delete(body);
+            if (text) {
+                cache_put(&b->cache, it->result_hash, text);
+                put_body(b, it->custom_id, text);
+                free(text);
             } else {
-                body = cJSON_CreateObject();
-                const char *lang = mp_whisper_lang_name(r->language);
-                if (it->format == ASR_VERBOSE) {
-                    cJSON_AddStringToObject(body, "task", b->pend_p.translate ? "translate" : "transcribe");
-                    cJSON_AddStringToObject(body, "language", lang ? lang : "");
-                    cJSON_AddNumberToObject(body, "duration", r->duration);
-                }
-                cJSON_AddStringToObject(body, "text", r->text ? r->text : "");
-                if (it->format == ASR_VERBOSE) {
-                    cJSON *segs = cJSON_AddArrayToObject(body, "segments");
-                    cJSON *words = b->pend_p.word_timestamps ? cJSON_AddArrayToObject(body, "words") : NULL;
-                    for (int k = 0; k < r->n_segs; k++) {
-                        const mp_whisper_segment *sg = &r->segs[k];
-                        cJSON *o = cJSON_CreateObject();
-                        cJSON_AddNumberToObject(o, "id", k);
-                        cJSON_AddNumberToObject(o, "seek", (double)sg->seek);
-                        cJSON_AddNumberToObject(o, "start", sg->start);
-                        cJSON_AddNumberToObject(o, "end", sg->end);
-                        cJSON_AddStringToObject(o, "text", sg->text ? sg->text : "");
-                        cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
-                        for (int t = 0; t < sg->n_tokens; t++) cJSON_AddItemToArray(toks, cJSON_CreateNumber(sg->tokens[t].id));
-                        cJSON_AddNumberToObject(o, "temperature", sg->temperature);
-                        cJSON_AddNumberToObject(o, "avg_logprob", sg->avg_logprob);
-                        cJSON_AddNumberToObject(o, "compression_ratio", sg->compression_ratio);
-                        cJSON_AddNumberToObject(o, "no_speech_prob", sg->no_speech_prob);
-                        cJSON_AddItemToArray(segs, o);
-                        for (int w = 0; words && w < sg->n_words; w++) {
-                            cJSON *wo = cJSON_CreateObject();
-                            cJSON_AddStringToObject(wo, "word", sg->words[w].text ? sg->words[w].text : "");
-                            cJSON_AddNumberToObject(wo, "start", sg->words[w].start);
-                            cJSON_AddNumberToObject(wo, "end", sg->words[w].end);
-                            cJSON_AddItemToArray(words, wo);
-                        }
-                    }
-                }
-                cJSON *u = cJSON_AddObjectToObject(body, "usage");
-                cJSON_AddStringToObject(u, "type", "duration");
-                cJSON_AddNumberToObject(u, "seconds", ceil(r->duration));
+                put_error(b, it->custom_id, 500, "internal_error", "out of memory");
             }
-            put_line(b, mp_result_ok(it->custom_id, body));
-            b->n_ok++;
-            b->audio_s += r->duration;
-            mp_whisper_result_free(&res[i]);
+            if (src[i] == i) b->audio_s += res[k].duration;
         }
         free(it->custom_id);
         mp_audio_free(&it->audio);
     }
+    for (int k = 0; k < nu; k++)
+        if (!rcs[k]) mp_whisper_result_free(&res[k]);
     b->n_pend = 0;
     free(b->pend_prompt);
     b->pend_prompt = NULL;
@@ -635,6 +711,11 @@ static prep_item *prepare_asr(batch_ctx *b, mp_request *q) {
         prep_free(it);
         return prep_error(q->custom_id, 400, "invalid_media", err.msg);
     }
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, it->asr.audio.samples, sizeof(float) * (size_t)it->asr.audio.n_samples);
+    it->asr.audio_hash = h;
+    h = fnv1a(h, it->key, strlen(it->key) + 1);
+    h = fnv1a(h, it->prompt ? it->prompt : "", it->prompt ? strlen(it->prompt) + 1 : 0);
+    it->asr.result_hash = fnv1a(h, &format, sizeof format);
     return it;
 bad:
     free(data_uri);
@@ -645,6 +726,13 @@ bad:
 /* Main side: the item joins the group of pending transcriptions (a group shares its options); a full
  * group runs at once. */
 static void consume_asr(batch_ctx *b, prep_item *it) {
+    const char *hit = cache_get(&b->cache, it->asr.result_hash);
+    if (hit) { /* the same audio with the same options was transcribed already */
+        b->cache.hits++;
+        put_body(b, it->custom_id, hit);
+        prep_free(it);
+        return;
+    }
     const char *pp = it->prompt, *gp = b->pend_prompt;
     int same_prompt = (!pp && !gp) || (pp && gp && !strcmp(pp, gp));
     if (b->n_pend && (strcmp(it->key, b->pend_key) != 0 || !same_prompt)) asr_flush(b);
@@ -1286,6 +1374,9 @@ int cmd_batch(int argc, char **argv) {
     }
     if (b.n_skipped) fprintf(stderr, "mmpipe batch: %lld request(s) skipped: already in %s\n", (long long)b.n_skipped, out_path);
     if (b.n_dup) fprintf(stderr, "mmpipe batch: %lld duplicate custom_id(s) in the input\n", (long long)b.n_dup);
+    if (b.cache.hits)
+        fprintf(stderr, "mmpipe batch: %lld transcription(s) answered from the cache (same audio and options)\n",
+                (long long)b.cache.hits);
     goto done;
 fail:
     fprintf(stderr, "mmpipe batch: %s\n", err.msg);
@@ -1302,6 +1393,7 @@ done:
         mp_audio_free(&b.pend[k].audio);
     }
     free(b.pend_prompt);
+    cache_free(&b.cache);
     if (w_ok && mp_res_writer_close(&b.w, &err) < 0) {
         fprintf(stderr, "mmpipe batch: %s\n", err.msg);
         rc = 2;

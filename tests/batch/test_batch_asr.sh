@@ -37,6 +37,7 @@ t, a = sys.argv[1], sys.argv[2]
 glue = base64.b64encode(open(a + "/speech_glue_sheet_8k_mono.ogg", "rb").read()).decode()
 reqs = [
     ("rel", {"file": "media/jfk.wav"}),
+    ("dup", {"file": "media/jfk.wav", "response_format": "text"}),
     ("url", {"file": "file://" + t + "/media/sub/glue.wav", "response_format": "verbose_json"}),
     ("data", {"file": "data:audio/ogg;base64," + glue}),
     ("input_audio", {"input_audio": {"data": glue, "format": "ogg"}, "response_format": "text"}),
@@ -46,6 +47,7 @@ reqs = [
     ("nofile", {"language": "en"}),
     ("badfmt", {"file": "media/jfk.wav", "response_format": "srt"}),
     ("prompted", {"file": "media/jfk.wav", "prompt": "Ask not."}),
+    ("again", {"file": "file://" + t + "/media/jfk.wav"}),
 ]
 with open(t + "/req.jsonl", "w") as f:
     for cid, body in reqs:
@@ -56,8 +58,12 @@ EOF2
 COMMON=(-m "$W" -t 2 -bs 1 -nf)
 "$MMPIPE" batch "${COMMON[@]}" -o "$T/out1.jsonl" "$T/req.jsonl" 2> "$T/err1"; rc=$?
 [[ $rc == 1 ]] && ok "exit 1 when some requests failed" || { bad "exit code $rc (want 1)"; cat "$T/err1"; }
+grep -q "3 transcription(s) answered from the cache" "$T/err1" && ok "repeated audio run once (dup and data/input_audio in their group, again across groups)" \
+  || { bad "cache (--asr-batch 8)"; cat "$T/err1"; }
 # the same requests with a text model too, one transcription at a time (results must not change)
 "$MMPIPE" batch -m "$LM" --tokenizer "$TOK" "${COMMON[@]}" --asr-batch 1 -o "$T/out2.jsonl" "$T/req.jsonl" 2> "$T/err2"
+grep -q "1 transcription(s) answered from the cache" "$T/err2" && ok "repeated audio with the same options answered from the cache (--asr-batch 1)" \
+  || { bad "cache (--asr-batch 1)"; cat "$T/err2"; }
 
 # single-shot references (several files in one call, outputs named after the inputs)
 mkdir -p "$T/ref"
@@ -78,7 +84,10 @@ def req(c, what):
     global fails
     print(("ok   - " if c else "FAIL - ") + what)
     fails += 0 if c else 1
-req(len(o1) == 11, "one record per request (%d)" % len(o1))
+req(len(o1) == 13, "one record per request (%d)" % len(o1))
+for o in (o1, o2):
+    req(o["again"]["response"]["body"] == o["rel"]["response"]["body"], "the same audio again: the same result")
+    req(o["dup"]["response"]["body"] == o["rel"]["response"]["body"]["text"], "the same audio as text: the same text")
 for cid in ["rel", "url", "data", "input_audio", "prompted"]:
     req(o1.get(cid, {}).get("error") is None and o1[cid]["response"]["status_code"] == 200, cid + ": ok")
 errs = {"broken": ("invalid_media", "broken.wav"), "missing": ("invalid_media", "nope.wav"),
