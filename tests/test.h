@@ -72,7 +72,7 @@ static inline void *mp_test_read_file(const char *path, size_t *n) {
     if (!f) return NULL;
     char *b = NULL;
     long sz = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (sz >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)sz + 1)) != NULL) {
+    if (sz >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = (char *)malloc((size_t)sz + 1)) != NULL) {
         size_t got = fread(b, 1, (size_t)sz, f);
         b[got] = 0;
         if (n) *n = got;
