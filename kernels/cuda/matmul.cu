@@ -1,25 +1,32 @@
 // matmul.cu — Y[M][N] = X[M][K] · W^T (+ bias) for every weight dtype, and the batched F32 GEMM.
 //
-//  F32 weights          cuBLAS SGEMM in full FP32 (no TF32), any M.
-//  F16 / BF16 weights   M <= 8: our mat-vec kernel (weights converted on the fly, F32 activations and
-//                       accumulation). M > 8: activations converted to F16 / BF16 in device scratch, then
-//                       cublasGemmEx on tensor cores with F32 accumulation and F32 output.
-//  block quants         M <= 8: the same mat-vec kernel, dequantizing 8 values at a time (quant.cuh).
-//                       M > 8: weights dequantized to F16 in slices of rows, activations to F16, cublasGemmEx.
+//  M <= 64 (decode, batched decode), every dtype: our mat-vec kernel. Weights are decoded 8 values at a
+//                       time (quant.cuh) and dotted with F32 activations in F32; rows of X are taken 8
+//                       at a time and each output is summed in the same order whatever M is, so a row's
+//                       result does not depend on the batch it came in (up to M = 64).
+//  M > 64, F32 weights  cuBLAS SGEMM in full FP32 (no TF32).
+//  M > 64, F16 / BF16   activations converted to F16 / BF16 in device scratch, then cublasGemmEx on tensor
+//                       cores with F32 accumulation and F32 output.
+//  M > 64, block quants weights dequantized to F16 in slices of rows, activations to F16, cublasGemmEx.
+//  (K not a multiple of 8, F32/F16/BF16 only: the cuBLAS paths for every M.)
 //
 // Numerics (what the gpu parity tests allow): the mat-vec path differs from an exact dot product only by
 // F32 rounding. The tensor-core path rounds each activation (and each dequantized weight) to F16, relative
 // error <= 2^-11 each, so |Y - exact| <= ~2^-10 * sum_k |x_k w_k| plus F32 accumulation error; BF16 rounds
-// activations to 2^-8 relative, so BF16 weights with M > 8 are held to ~2^-8 * sum_k |x_k w_k|.
+// activations to 2^-8 relative, so BF16 weights with M > 64 are held to ~2^-8 * sum_k |x_k w_k|.
+// (The CPU's quantized-weight matmul rounds activations to 8 bits instead, so for block quants the GPU is
+// the closer of the two to the exact product; tests/gpu/test_gpu_matmul.c checks both against it.)
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/quant.cuh"
 
-#define MV_MAXM 8   // rows of X handled by the mat-vec kernel
+#define MV_MAXM 8   // rows of X a mat-vec warp holds accumulators for (it loops over groups of 8)
+#define MV_MAX_M 64 // largest M sent to the mat-vec kernel
 #define MV_WARPS 4  // output columns (weight rows) per block, one per warp
 
-// One warp per weight row n: lanes walk the row in chunks of 8 elements, each chunk dequantized once and
-// dotted with up to 8 activation rows. Fixed summation order: the result does not depend on the launch.
+// One warp per weight row n: lanes walk the row in chunks of 8 elements, each chunk dequantized once per
+// group of 8 activation rows and dotted with them (the row stays in L1 for the next group). Fixed summation
+// order: the result of (m, n) depends neither on the launch nor on M.
 template <int DT>
 __global__ void __launch_bounds__(32 * MV_WARPS)
 k_matvec(float *__restrict__ Y, int64_t ldy, const float *__restrict__ X, int64_t ldx,
@@ -31,39 +38,44 @@ k_matvec(float *__restrict__ Y, int64_t ldy, const float *__restrict__ X, int64_
     if (n >= N) return;
     const uint8_t *row = W + (size_t)n * row_bytes;
     const int64_t nchunks = K / 8;
-    float acc[MV_MAXM];
+    const float b = bias ? bias[n] : 0.0f;
+    for (int m0 = 0; m0 < M; m0 += MV_MAXM) {
+        const int mg = M - m0 < MV_MAXM ? M - m0 : MV_MAXM;
+        const float *Xg = X + (int64_t)m0 * ldx;
+        float acc[MV_MAXM];
 #pragma unroll
-    for (int m = 0; m < MV_MAXM; m++) acc[m] = 0.0f;
-    for (int64_t ch = lane; ch < nchunks; ch += 32) {
-        const int64_t blk = ch / CPB;
-        const int c = (int)(ch - blk * CPB);
-        float w[8];
-        mp_deq8<DT>(row + (size_t)blk * mp_qt<DT>::TS, c, w);
+        for (int m = 0; m < MV_MAXM; m++) acc[m] = 0.0f;
+        for (int64_t ch = lane; ch < nchunks; ch += 32) {
+            const int64_t blk = ch / CPB;
+            const int c = (int)(ch - blk * CPB);
+            float w[8];
+            mp_deq8<DT>(row + (size_t)blk * mp_qt<DT>::TS, c, w);
 #pragma unroll
-        for (int m = 0; m < MV_MAXM; m++) {
-            if (m < M) {
-                const float *x = X + m * ldx + ch * 8;
-                float xv[8];
-                if (vec4) {
-                    float4 a = *(const float4 *)x, b = *(const float4 *)(x + 4);
-                    xv[0] = a.x; xv[1] = a.y; xv[2] = a.z; xv[3] = a.w;
-                    xv[4] = b.x; xv[5] = b.y; xv[6] = b.z; xv[7] = b.w;
-                } else {
+            for (int m = 0; m < MV_MAXM; m++) {
+                if (m < mg) {
+                    const float *x = Xg + m * ldx + ch * 8;
+                    float xv[8];
+                    if (vec4) {
+                        const float4 p = *(const float4 *)x, q = *(const float4 *)(x + 4);
+                        xv[0] = p.x; xv[1] = p.y; xv[2] = p.z; xv[3] = p.w;
+                        xv[4] = q.x; xv[5] = q.y; xv[6] = q.z; xv[7] = q.w;
+                    } else {
 #pragma unroll
-                    for (int j = 0; j < 8; j++) xv[j] = x[j];
+                        for (int j = 0; j < 8; j++) xv[j] = x[j];
+                    }
+                    float s = 0.0f;
+#pragma unroll
+                    for (int j = 0; j < 8; j++) s = fmaf(w[j], xv[j], s);
+                    acc[m] += s;
                 }
-                float s = 0.0f;
-#pragma unroll
-                for (int j = 0; j < 8; j++) s = fmaf(w[j], xv[j], s);
-                acc[m] += s;
             }
         }
-    }
 #pragma unroll
-    for (int m = 0; m < MV_MAXM; m++) {
-        if (m < M) {
-            float s = mp_warp_sum(acc[m]);
-            if (lane == 0) Y[m * ldy + n] = s + (bias ? bias[n] : 0.0f);
+        for (int m = 0; m < MV_MAXM; m++) {
+            if (m < mg) {
+                const float s = mp_warp_sum(acc[m]);
+                if (lane == 0) Y[(int64_t)(m0 + m) * ldy + n] = s + b;
+            }
         }
     }
 }
@@ -128,14 +140,15 @@ extern "C" void mp_cuda_matmul(mp_exec *ex, float *Y, int64_t ldy, const float *
                         mp_cuda_fits_int(ldy), "matmul", "dimension exceeds 2^31-1");
     cudaStream_t s = MP_CUDA_STREAM(ex);
 
-    if (dt == MP_F32) {
+    if (M <= MV_MAX_M && K % 8 == 0) {
+        MP_CUDA_REQUIRE(ex, dt != MP_F32 || row_bytes % 4 == 0, "matmul", "F32 weight rows not 4-byte aligned");
+        launch_matvec(ex, dt, Y, ldy, X, ldx, (const uint8_t *)W->data, row_bytes, bias, (int)M, N, K);
+        return; // bias fused
+    } else if (dt == MP_F32) {
         MP_CUDA_REQUIRE(ex, row_bytes % 4 == 0, "matmul", "F32 weight rows not 4-byte aligned");
         const float one = 1.0f, zero = 0.0f;
         CUBLAS_CHECK(ex, cublasSgemm(mp_cuda(ex)->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one,
                                      (const float *)W->data, (int)(row_bytes / 4), X, (int)ldx, &zero, Y, (int)ldy));
-    } else if (M <= MV_MAXM && K % 8 == 0) {
-        launch_matvec(ex, dt, Y, ldy, X, ldx, (const uint8_t *)W->data, row_bytes, bias, (int)M, N, K);
-        return; // bias fused
     } else if (dt == MP_F16 || dt == MP_BF16) {
         MP_CUDA_REQUIRE(ex, row_bytes % 2 == 0, "matmul", "F16/BF16 weight rows not 2-byte aligned");
         uint16_t *h = (uint16_t *)mp_cuda_workspace(ex, (size_t)M * K * 2);
