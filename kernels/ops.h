@@ -114,8 +114,10 @@ typedef struct mp_attn_params {
     int64_t causal_offset;    /* = n_kv - n_q for a prefill continuing a cache */
     const float *mask;        /* optional additive mask [n_q][n_kv], row stride mask_stride */
     int64_t mask_stride;
-    /* Paged K/V (optional; CPU): key j is row kv_block_table[j / kv_block_size] * kv_block_size
-     * + j % kv_block_size of k and v (rows k_stride / v_stride floats apart). NULL: row j. */
+    /* Paged K/V (optional; CPU and CUDA): key j is row kv_block_table[j / kv_block_size] * kv_block_size
+     * + j % kv_block_size of k and v (rows k_stride / v_stride floats apart). NULL: row j. The table,
+     * like every other array, is in the backend's memory: a device pointer on CUDA (a plain host pointer
+     * there is refused with an error). The mask, if any, is indexed by key j, not by row. */
     const int32_t *kv_block_table;
     int kv_block_size;
 } mp_attn_params;

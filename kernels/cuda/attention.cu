@@ -3,7 +3,9 @@
 // unnormalized output) — no [n_q][n_kv] matrix exists. GQA (head h reads kv head h / (n_head/n_kv_head)),
 // causal with offset (query i sees key j iff j <= i + causal_offset; whole tiles past the block's last
 // visible key are skipped), optional additive mask, arbitrary token strides, head_dim up to 512.
-// A query that sees no key gets zeros (as on the CPU).
+// A query that sees no key gets zeros (as on the CPU). Paged K/V (kv_block_table, a device pointer, as
+// the kv cache lays it out): key j is row table[j / block] * block + j % block of k and v; the rows of each
+// K/V tile are looked up once per tile. A host table is refused with a clear error (never read).
 //
 // When there are few (tile, head) blocks for a long KV (decode), the KV range is split over extra blocks
 // (gridDim.z); each writes its (m, l, unnormalized output) and a second kernel merges them. The split is a
@@ -12,11 +14,9 @@
 // Layout per block (4 warps): warp w owns query rows 4w..4w+3 of the tile; in the score phase lane j is
 // key j of the K tile (K rows padded to an odd stride: conflict-free); in the PV phase lane owns output
 // dims lane, lane+32, ... (DPL = dims per lane, a template parameter: 2, 4, 8 or 16).
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
-#define FA_BQ 16
-#define FA_BK 32
 #define FA_WARPS 4
 #define FA_RPW (FA_BQ / FA_WARPS)
 
@@ -27,6 +27,8 @@ typedef struct {
     int causal;
     int64_t coff;
     const float *mask;
+    const int32_t *tbl; // paged K/V block table or NULL
+    int bsz;
     int64_t keys_per_split;
     float *part_o, *part_ml; // split-KV partial results (NULL: write out directly)
 } fa_args;
@@ -39,6 +41,7 @@ __global__ void __launch_bounds__(32 * FA_WARPS)
 k_flash(float *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
         fa_args a) {
     extern __shared__ float sm[];
+    __shared__ int64_t sRow[FA_BK]; // paged K/V: row of each key of the tile
     const int D = a.D, DP = (D & 1) ? D : D + 1;
     float *sQ = sm, *sK = sQ + FA_BQ * D, *sV = sK + FA_BK * DP;
     const int h = blockIdx.y, kvh = h / a.group, split = blockIdx.z;
@@ -71,12 +74,17 @@ k_flash(float *__restrict__ out, const float *__restrict__ q, const float *__res
 
     for (int64_t j0 = t0; j0 < t1; j0 += FA_BK) {
         __syncthreads(); // the previous tile is consumed (and sQ is written on the first pass)
+        if (a.tbl) { // uniform over the block
+            if (tid < FA_BK && j0 + tid < t1) sRow[tid] = mp_fa_kv_row(a.tbl, a.bsz, j0 + tid);
+            __syncthreads();
+        }
         for (int idx = tid; idx < FA_BK * D; idx += blockDim.x) {
             const int j = idx / D, d = idx - j * D;
             const int64_t kj = j0 + j;
             const bool ok = kj < t1;
-            sK[j * DP + d] = ok ? kb[kj * a.ks + d] : 0.0f;
-            sV[j * D + d] = ok ? vb[kj * a.vs + d] : 0.0f;
+            const int64_t row = a.tbl && ok ? sRow[j] : kj;
+            sK[j * DP + d] = ok ? kb[row * a.ks + d] : 0.0f;
+            sV[j * D + d] = ok ? vb[row * a.vs + d] : 0.0f;
         }
         __syncthreads();
 
@@ -199,23 +207,27 @@ extern "C" void mp_cuda_attention(mp_exec *ex, float *out, const float *q, const
     a.n_q = p->n_q; a.n_kv = p->n_kv; a.n_head = p->n_head; a.group = p->n_head / p->n_kv_head; a.D = p->head_dim;
     a.qs = p->q_stride; a.ks = p->k_stride; a.vs = p->v_stride; a.os = p->o_stride; a.ms = p->mask_stride;
     a.scale = p->scale; a.causal = p->causal; a.coff = p->causal_offset; a.mask = p->mask;
+    a.tbl = p->kv_block_table; a.bsz = p->kv_block_size;
+    MP_CUDA_REQUIRE(ex, !a.tbl || a.bsz > 0, "attention", "kv_block_table needs kv_block_size > 0");
 
-    const int64_t qtiles = ((int64_t)p->n_q + FA_BQ - 1) / FA_BQ;
-    MP_CUDA_REQUIRE(ex, qtiles <= 0x7fffffff, "attention", "too many queries");
-    // KV split: aim for ~2 blocks per SM when (tiles x heads) alone cannot fill the GPU, >= 4 key tiles per split.
-    int sms = 132;
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-    const int64_t blocks = qtiles * p->n_head, ktiles = ((int64_t)p->n_kv + FA_BK - 1) / FA_BK;
-    int64_t n_split = 1;
-    if (blocks < 2 * sms && ktiles >= 8) {
-        n_split = (2 * sms + blocks - 1) / blocks;
-        if (n_split > ktiles / 4) n_split = ktiles / 4;
-        if (n_split > 64) n_split = 64;
-        if (n_split < 1) n_split = 1;
+    if (a.tbl) {
+        // The table is read by the kernel: it must be device memory (or host memory the device can map).
+        cudaPointerAttributes pa;
+        const cudaError_t pe = cudaPointerGetAttributes(&pa, a.tbl);
+        if (pe != cudaSuccess) cudaGetLastError();
+        MP_CUDA_REQUIRE(ex, pe == cudaSuccess && pa.type != cudaMemoryTypeUnregistered, "attention",
+                        "kv_block_table is in plain host memory; on CUDA it must be a device pointer (upload it)");
     }
-    const int64_t tiles_per = (ktiles + n_split - 1) / n_split;
-    a.keys_per_split = (tiles_per > 0 ? tiles_per : 1) * FA_BK;
-    if (n_split > 1) n_split = (ktiles + tiles_per - 1) / tiles_per;
+
+    int sms = 132;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0) != cudaSuccess) {
+        cudaGetLastError();
+        sms = 132;
+    }
+    const mp_fa_plan pl = mp_fa_make_plan(p->n_q, p->n_head, p->n_kv, sms);
+    MP_CUDA_REQUIRE(ex, pl.qtiles <= 0x7fffffff, "attention", "too many queries");
+    const int64_t qtiles = pl.qtiles, n_split = pl.n_split;
+    a.keys_per_split = pl.keys_per_split;
     if (n_split > 1) {
         const size_t np = (size_t)n_split * p->n_q * p->n_head;
         float *ws = (float *)mp_cuda_workspace(ex, np * ((size_t)p->head_dim + 2) * sizeof(float));

@@ -5,11 +5,14 @@
 //    mp_ref_dequantize_row, on quantized rows and on blocks of random bytes (every bit pattern matters);
 //  - the 32-block quantizers (convert on the GPU) vs mp_ref_quantize_row;
 //  - F32 -> F16/BF16 and F16 -> F32 conversions vs kernels/mp.h over many bit patterns;
-//  - the RoPE angle recipe (mp_rope_pair) vs the CPU's mp_rope_cache for every mode.
+//  - the RoPE angle recipe (mp_rope_pair) vs the CPU's mp_rope_cache for every mode;
+//  - attention: the paged K/V row lookup (mp_fa_kv_row) vs the CPU's mp_attn_kv_row, and the KV-split
+//    launch plan (every key in exactly one non-empty split, whatever the shapes and SM count).
 // This pins down the bit layouts and the angle semantics on every machine; the gpu tests then check that
 // the kernels around them are right.
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/ref.h"
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/quant.cuh"
 #include "kernels/cuda/rope.cuh"
 #include "test.h"
@@ -183,10 +186,68 @@ static void test_rope(void) {
     rope_check("defaults", &p, 50000);
 }
 
+// Paged K/V: the kernel's row of key j (looked up once per key tile) is the CPU's, for shuffled tables,
+// block sizes that do and do not divide the key tile, and keys past 2^31 / block rows.
+static void test_attn_rows(void) {
+    static const int bszs[] = {1, 3, 16, 32, 48, 256, 1000};
+    int32_t tbl[512];
+    for (int bi = 0; bi < 7; bi++) {
+        const int bsz = bszs[bi];
+        for (int i = 0; i < 512; i++) tbl[i] = (int32_t)(mp_test_rng(&rng) % 100000);
+        mp_attn_params p;
+        memset(&p, 0, sizeof p);
+        p.kv_block_table = tbl;
+        p.kv_block_size = bsz;
+        int bad = 0;
+        for (int64_t j = 0; j < (int64_t)512 * bsz && !bad; j += 1 + (int64_t)(mp_test_rng(&rng) % 7))
+            if (mp_fa_kv_row(tbl, bsz, j) != mp_attn_kv_row(&p, j)) {
+                CHECKF(0, "attention kv row: block %d key %lld: %lld vs cpu %lld", bsz, (long long)j,
+                       (long long)mp_fa_kv_row(tbl, bsz, j), (long long)mp_attn_kv_row(&p, j));
+                bad = 1;
+            }
+        p.kv_block_table = NULL;
+        CHECK(mp_fa_kv_row(NULL, bsz, 12345) == 12345 && mp_attn_kv_row(&p, 12345) == 12345);
+    }
+}
+
+// The KV split of the flash-attention launch: split s covers [s*kps, min((s+1)*kps, n_kv)); together the
+// splits cover every key once, none is empty (an empty split would still be merged correctly, but the plan
+// promises none), kps is a whole number of key tiles, and a split is only used when blocks are few.
+static void test_attn_plan(void) {
+    static const int sms_list[] = {1, 16, 108, 132, 144};
+    static const int nqs[] = {1, 2, 15, 16, 17, 100, 4096};
+    static const int nhs[] = {1, 2, 8, 14, 32, 64};
+    int cases = 0, bad = 0;
+    for (int si = 0; si < 5; si++)
+        for (int qi = 0; qi < 7; qi++)
+            for (int hi = 0; hi < 6; hi++)
+                for (int n_kv = 0; n_kv <= 70000 && !bad; n_kv = n_kv < 300 ? n_kv + 1 : n_kv * 5 / 4 + 7) {
+                    const int sms = sms_list[si], n_q = nqs[qi], n_head = nhs[hi];
+                    const mp_fa_plan pl = mp_fa_make_plan(n_q, n_head, n_kv, sms);
+                    cases++;
+                    int ok = pl.qtiles == (n_q + FA_BQ - 1) / FA_BQ && pl.n_split >= 1 && pl.n_split <= 64 &&
+                             pl.keys_per_split > 0 && pl.keys_per_split % FA_BK == 0 &&
+                             (pl.n_split == 1 || pl.qtiles * n_head < 2 * sms);
+                    if (pl.n_split == 1) ok = ok && pl.keys_per_split >= n_kv;
+                    else ok = ok && (pl.n_split - 1) * pl.keys_per_split < n_kv && pl.n_split * pl.keys_per_split >= n_kv &&
+                              pl.keys_per_split >= 4 * FA_BK;
+                    if (!ok) {
+                        CHECKF(0, "attention plan n_q=%d heads=%d n_kv=%d sms=%d: %lld splits of %lld keys", n_q, n_head,
+                               n_kv, sms, (long long)pl.n_split, (long long)pl.keys_per_split);
+                        bad = 1;
+                    }
+                }
+    CHECKF(cases > 10000, "only %d plan cases", cases);
+    // decode over a long cache on an H100-sized GPU is split (the point of the plan)
+    CHECK(mp_fa_make_plan(1, 8, 4096, 132).n_split > 1);
+}
+
 int main(void) {
     test_decode();
     test_quantize();
     test_half();
     test_rope();
+    test_attn_rows();
+    test_attn_plan();
     return mp_test_result("test_cuda_host");
 }

@@ -208,7 +208,9 @@ static void test_rope(void) {
 
 /* ---------------------------------------------------------------- attention */
 
-static void attn_case(int n_q, int n_kv, int n_head, int n_kv_head, int hd, int causal, int64_t off, int masked) {
+/* paged > 0: K/V live in a pool of blocks of `paged` rows, in the shuffled order of a block table */
+static void attn_case_p(int n_q, int n_kv, int n_head, int n_kv_head, int hd, int causal, int64_t off, int masked,
+                        int paged) {
     mp_attn_params p;
     memset(&p, 0, sizeof p);
     p.n_q = n_q; p.n_kv = n_kv; p.n_head = n_head; p.n_kv_head = n_kv_head; p.head_dim = hd;
@@ -218,8 +220,23 @@ static void attn_case(int n_q, int n_kv, int n_head, int n_kv_head, int hd, int 
     p.o_stride = (int64_t)n_head * hd + 3;
     p.scale = 1.0f / sqrtf((float)hd);
     p.causal = causal; p.causal_offset = off;
-    const int64_t nq = (int64_t)n_q * p.q_stride, nk = (int64_t)(n_kv > 0 ? n_kv : 1) * p.k_stride;
-    const int64_t nv = (int64_t)(n_kv > 0 ? n_kv : 1) * p.v_stride, no = (int64_t)n_q * p.o_stride;
+    int32_t *table = NULL, *dtable = NULL;
+    int64_t kv_rows = n_kv > 0 ? n_kv : 1;
+    if (paged) {
+        const int nb = (n_kv + paged - 1) / paged, pool = nb + 3;
+        table = malloc((size_t)pool * 4);
+        for (int i = 0; i < pool; i++) table[i] = i;
+        for (int i = pool - 1; i > 0; i--) { /* shuffle: blocks in no particular order */
+            int j = (int)(mp_test_rng(&G.rng) % (uint64_t)(i + 1)), t = table[i];
+            table[i] = table[j];
+            table[j] = t;
+        }
+        kv_rows = (int64_t)pool * paged;
+        dtable = dev_from(&G, table, (size_t)pool * 4);
+        p.kv_block_size = paged;
+    }
+    const int64_t nq = (int64_t)n_q * p.q_stride, nk = kv_rows * p.k_stride;
+    const int64_t nv = kv_rows * p.v_stride, no = (int64_t)n_q * p.o_stride;
     float *q = rand_f32(&G, nq, 2.0f), *k = rand_f32(&G, nk, 2.0f), *v = rand_f32(&G, nv, 1.0f);
     float *oc = calloc((size_t)no, 4), *og = malloc((size_t)no * 4), *mask = NULL, *dmask = NULL;
     if (masked) {
@@ -232,18 +249,25 @@ static void attn_case(int n_q, int n_kv, int n_head, int n_kv_head, int hd, int 
     float *dq = dev_from(&G, q, (size_t)nq * 4), *dk = dev_from(&G, k, (size_t)nk * 4), *dv = dev_from(&G, v, (size_t)nv * 4);
     float *dout = dev_from(&G, oc, (size_t)no * 4); /* zeros in the stride padding on both sides */
     p.mask = mask;
+    p.kv_block_table = table;
     mp_attention(&G.cpu, oc, q, k, v, &p);
     p.mask = dmask;
+    p.kv_block_table = dtable;
     mp_attention(&G.gpu, dout, dq, dk, dv, &p);
     char what[160];
-    snprintf(what, sizeof what, "attention q=%d kv=%d heads=%d/%d hd=%d causal=%d off=%lld mask=%d", n_q, n_kv, n_head,
-             n_kv_head, hd, causal, (long long)off, masked);
+    snprintf(what, sizeof what, "attention q=%d kv=%d heads=%d/%d hd=%d causal=%d off=%lld mask=%d paged=%d", n_q, n_kv,
+             n_head, n_kv_head, hd, causal, (long long)off, masked, paged);
     /* outputs are convex combinations of v in [-1, 1]: weights carry __expf's ~3e-6 relative error and
      * F32 sums in another order: 1e-5 absolute. */
     if (!dev_to(&G, og, dout, (size_t)no * 4, what)) check_close(what, og, oc, no, 1e-5, 1e-5);
     dev_free(&G, dq); dev_free(&G, dk); dev_free(&G, dv); dev_free(&G, dout);
     if (dmask) dev_free(&G, dmask);
-    free(q); free(k); free(v); free(oc); free(og); free(mask);
+    if (dtable) dev_free(&G, dtable);
+    free(q); free(k); free(v); free(oc); free(og); free(mask); free(table);
+}
+
+static void attn_case(int n_q, int n_kv, int n_head, int n_kv_head, int hd, int causal, int64_t off, int masked) {
+    attn_case_p(n_q, n_kv, n_head, n_kv_head, hd, causal, off, masked, 0);
 }
 
 static void test_attention(void) {
@@ -258,6 +282,97 @@ static void test_attention(void) {
     attn_case(4, 0, 2, 2, 32, 0, 0, 0);          /* no keys at all: zeros */
     attn_case(1, 1, 1, 1, 1, 0, 0, 0);
     attn_case(64, 1500, 6, 6, 64, 0, 0, 0);      /* whisper-like cross attention */
+    attn_case_p(1, 1000, 8, 2, 64, 1, 999, 0, 16);   /* paged K/V: decode (KV split) */
+    attn_case_p(37, 300, 4, 2, 128, 1, 263, 0, 32);  /* paged chunked prefill */
+    attn_case_p(5, 45, 2, 1, 80, 0, 0, 1, 7);        /* odd block size, mask */
+    attn_case_p(3, 45, 4, 4, 64, 1, 42, 0, 64);      /* one block larger than the whole sequence */
+    attn_case_p(2, 70, 2, 1, 33, 1, 68, 1, 1);       /* a block per key, odd head_dim, causal + mask */
+    attn_case_p(16, 600, 6, 3, 256, 1, 584, 0, 48);  /* block size not a multiple of the key tile, split */
+}
+
+/* Paged K/V as llm/kvcache lays it out: one pool of blocks (rows kv_dim floats, a layer offset), several
+ * sequences of ragged lengths with shuffled block tables, two of them sharing a forked prefix. Each
+ * sequence's attention (decode, or a chunk of queries continuing the cache) on the GPU must equal the CPU
+ * op on the same paged pool (1e-5, as attn_case), and equal bit for bit the GPU op on the same keys
+ * gathered into contiguous rows (the block table only changes where rows are read from). */
+static void attn_pool_case(int bsz, int n_head, int n_kv_head, int hd) {
+    static const int lens[] = {1, 17, 100, 333, 64, 129};
+    enum { NS = 6 };
+    const int kv_dim = n_kv_head * hd, layers = 2, layer = 1;
+    int nb_seq[NS], total = 0;
+    for (int s = 0; s < NS; s++) total += nb_seq[s] = (lens[s] + bsz - 1) / bsz;
+    const int n_blocks = total + 5;
+    int32_t *freel = malloc((size_t)n_blocks * 4), *tables[NS];
+    for (int i = 0; i < n_blocks; i++) freel[i] = i;
+    for (int i = n_blocks - 1; i > 0; i--) {
+        int j = (int)(mp_test_rng(&G.rng) % (uint64_t)(i + 1)), t = freel[i];
+        freel[i] = freel[j];
+        freel[j] = t;
+    }
+    int used = 0;
+    for (int s = 0; s < NS; s++) {
+        tables[s] = malloc((size_t)nb_seq[s] * 4);
+        for (int b = 0; b < nb_seq[s]; b++) tables[s][b] = freel[used++];
+    }
+    /* sequence 3 was forked from sequence 2 after its first 96 tokens: it shares their whole blocks */
+    for (int b = 0; b < 96 / bsz && b < nb_seq[2] && b < nb_seq[3]; b++) tables[3][b] = tables[2][b];
+    const int64_t pool_rows = (int64_t)layers * n_blocks * bsz, lo = (int64_t)layer * n_blocks * bsz * kv_dim;
+    float *k = rand_f32(&G, pool_rows * kv_dim, 2.0f), *v = rand_f32(&G, pool_rows * kv_dim, 1.0f);
+    float *dk = dev_from(&G, k, (size_t)(pool_rows * kv_dim) * 4), *dv = dev_from(&G, v, (size_t)(pool_rows * kv_dim) * 4);
+    for (int s = 0; s < NS; s++) {
+        const int n = lens[s];
+        for (int chunk = 0; chunk < 2; chunk++) {
+            const int n_q = chunk == 0 ? 1 : (n < 23 ? n : 23);
+            mp_attn_params p;
+            memset(&p, 0, sizeof p);
+            p.n_q = n_q; p.n_kv = n; p.n_head = n_head; p.n_kv_head = n_kv_head; p.head_dim = hd;
+            p.q_stride = (int64_t)n_head * hd * 3; /* q inside a fused qkv row */
+            p.k_stride = p.v_stride = kv_dim;
+            p.o_stride = (int64_t)n_head * hd;
+            p.scale = 1.0f / sqrtf((float)hd);
+            p.causal = 1; p.causal_offset = n - n_q;
+            p.kv_block_size = bsz;
+            const int64_t nq = (int64_t)n_q * p.q_stride, no = (int64_t)n_q * p.o_stride;
+            float *q = rand_f32(&G, nq, 2.0f), *oc = malloc((size_t)no * 4), *og = malloc((size_t)no * 4);
+            float *og2 = malloc((size_t)no * 4), *kc = malloc((size_t)n * kv_dim * 4), *vc = malloc((size_t)n * kv_dim * 4);
+            for (int j = 0; j < n; j++) { /* the same keys, gathered */
+                const int64_t row = (int64_t)tables[s][j / bsz] * bsz + j % bsz;
+                memcpy(kc + (int64_t)j * kv_dim, k + lo + row * kv_dim, (size_t)kv_dim * 4);
+                memcpy(vc + (int64_t)j * kv_dim, v + lo + row * kv_dim, (size_t)kv_dim * 4);
+            }
+            float *dq = dev_from(&G, q, (size_t)nq * 4), *dout = dev_alloc(&G, (size_t)no * 4);
+            float *dout2 = dev_alloc(&G, (size_t)no * 4);
+            float *dkc = dev_from(&G, kc, (size_t)n * kv_dim * 4), *dvc = dev_from(&G, vc, (size_t)n * kv_dim * 4);
+            int32_t *dtab = dev_from(&G, tables[s], (size_t)nb_seq[s] * 4);
+            p.kv_block_table = tables[s];
+            mp_attention(&G.cpu, oc, q, k + lo, v + lo, &p);
+            p.kv_block_table = dtab;
+            mp_attention(&G.gpu, dout, dq, dk + lo, dv + lo, &p);
+            p.kv_block_table = NULL;
+            mp_attention(&G.gpu, dout2, dq, dkc, dvc, &p);
+            char what[160];
+            snprintf(what, sizeof what, "paged pool block=%d heads=%d/%d hd=%d seq %d (len %d) queries %d", bsz, n_head,
+                     n_kv_head, hd, s, n, n_q);
+            if (!dev_to(&G, og, dout, (size_t)no * 4, what) && !dev_to(&G, og2, dout2, (size_t)no * 4, what)) {
+                check_close(what, og, oc, no, 1e-5, 1e-5);
+                check_equal_bytes(what, og, og2, (size_t)no * 4);
+            }
+            dev_free(&G, dq); dev_free(&G, dout); dev_free(&G, dout2); dev_free(&G, dkc); dev_free(&G, dvc);
+            dev_free(&G, dtab);
+            free(q); free(oc); free(og); free(og2); free(kc); free(vc);
+        }
+    }
+    dev_free(&G, dk); dev_free(&G, dv);
+    for (int s = 0; s < NS; s++) free(tables[s]);
+    free(k); free(v); free(freel);
+}
+
+static void test_attention_paged(void) {
+    attn_pool_case(16, 8, 2, 64);   /* llama-style GQA 4:1, the kv cache's default block */
+    attn_pool_case(5, 14, 2, 64);   /* qwen2-style GQA 7:1, tiny odd blocks */
+    attn_pool_case(48, 4, 1, 96);   /* MQA, blocks of 1.5 key tiles */
+    attn_pool_case(256, 6, 6, 64);  /* no GQA, blocks longer than most sequences */
+    attn_pool_case(1, 2, 1, 40);    /* a block per token */
 }
 
 /* ---------------------------------------------------------------- convolutions */
@@ -439,6 +554,20 @@ static void test_errors(void) {
     CHECK(mp_exec_status(&ex, &err) != 0 && strstr(err.msg, "head_dim"));
     mp_backend_free(&ex, d);
     mp_exec_free(&ex);
+
+    /* paged K/V with the block table left in host memory: a clear error, nothing read */
+    if (mp_exec_init(&ex, MP_BACKEND_CUDA, NULL, 0, &err) != 0) { CHECKF(0, "exec init: %s", err.msg); return; }
+    int32_t host_table[4] = {3, 2, 1, 0};
+    memset(&p, 0, sizeof p);
+    p.n_q = 1; p.n_kv = 30; p.n_head = 2; p.n_kv_head = 1; p.head_dim = 16;
+    p.q_stride = 32; p.k_stride = p.v_stride = 16; p.o_stride = 32; p.scale = 0.25f;
+    p.kv_block_table = host_table; p.kv_block_size = 8;
+    d = mp_backend_alloc(&ex, 4096 * 4);
+    mp_attention(&ex, d, d, d + 1024, d + 2048, &p);
+    CHECK(mp_exec_status(&ex, &err) != 0);
+    CHECKF(strstr(err.msg, "kv_block_table") && strstr(err.msg, "device"), "message: %s", err.msg);
+    mp_backend_free(&ex, d);
+    mp_exec_free(&ex);
 }
 
 int main(void) {
@@ -449,6 +578,7 @@ int main(void) {
     test_softmax();
     test_rope();
     test_attention();
+    test_attention_paged();
     test_conv();
     test_reduce();
     test_layout();
