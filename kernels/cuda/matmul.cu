@@ -131,7 +131,7 @@ extern "C" void mp_cuda_matmul(mp_exec *ex, float *Y, int64_t ldy, const float *
     if (M == 0) return;
     const int dt = W->dtype;
     const int bs = mp_cuda_block_size(dt);
-    MP_CUDA_REQUIRE(ex, bs > 0, "matmul", "weight dtype is not supported on CUDA (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+    MP_CUDA_REQUIRE(ex, bs > 0, "matmul", "weight dtype is not supported on CUDA (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
     const int is_plain = dt == MP_F32 || dt == MP_F16 || dt == MP_BF16;
     MP_CUDA_REQUIRE(ex, is_plain || K % bs == 0, "matmul", "K is not a multiple of the quant block size");
     const size_t row_bytes = W->nb[1];

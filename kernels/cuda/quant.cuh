@@ -6,7 +6,9 @@
 //   mp_deq8<DT>(blk, c, v)   v[0..7] = elements 8c .. 8c+7 of the block at blk (c < BS/8)
 //
 // Blocks are only 2-byte aligned inside a row (e.g. Q4_0 = 18 bytes), so everything is read with
-// byte/halfword loads.
+// byte/halfword loads. Where a product is followed by a sum (d*q + m, d*sc*q - dmin*m) the product is exact
+// in F32 (at most 11 + 6 + 5 significant bits), so the sum rounds once whether or not nvcc fuses it into an
+// FMA: the device decodes the CPU's bits.
 #pragma once
 #include <float.h>
 #include <math.h>
@@ -22,6 +24,8 @@ template <> struct mp_qt<MP_Q4_0> { enum { BS = 32, TS = 18 }; };
 template <> struct mp_qt<MP_Q4_1> { enum { BS = 32, TS = 20 }; };
 template <> struct mp_qt<MP_Q5_0> { enum { BS = 32, TS = 22 }; };
 template <> struct mp_qt<MP_Q5_1> { enum { BS = 32, TS = 24 }; };
+template <> struct mp_qt<MP_Q2_K> { enum { BS = 256, TS = 84 }; };
+template <> struct mp_qt<MP_Q3_K> { enum { BS = 256, TS = 110 }; };
 template <> struct mp_qt<MP_Q4_K> { enum { BS = 256, TS = 144 }; };
 template <> struct mp_qt<MP_Q5_K> { enum { BS = 256, TS = 176 }; };
 template <> struct mp_qt<MP_Q6_K> { enum { BS = 256, TS = 210 }; };
@@ -157,6 +161,37 @@ template <> MP_HD void mp_deq8<MP_Q6_K>(const uint8_t *b, int c, float *v) {
     }
 }
 
+// Q2_K: scales[16], qs[64], d, dmin. Half n (128 elements) is 8 groups of 16: group (s, hf) takes bits
+// 2s..2s+1 of qs[32n + 16hf + l], with scale byte scales[8n + 2s + hf] (low nibble: scale, high: min).
+// x = d*sc*q - dmin*m
+template <> MP_HD void mp_deq8<MP_Q2_K>(const uint8_t *b, int c, float *v) {
+    const int n = c >> 4, r = c & 15, s = r >> 2, hf = (r >> 1) & 1, l0 = (r & 1) * 8;
+    const int sc = b[8 * n + 2 * s + hf];
+    const float dl = mp_ldh(b + 80) * (float)(sc & 0xF), ml = mp_ldh(b + 82) * (float)(sc >> 4);
+    const uint8_t *q = b + 16 + 32 * n + 16 * hf + l0;
+    const int sh = 2 * s;
+#pragma unroll
+    for (int j = 0; j < 8; j++) v[j] = dl * (float)((q[j] >> sh) & 3) - ml;
+}
+
+// Q3_K: hmask[32], qs[64], scales[12], d. Same groups as Q2_K; a group's 2 low bits as Q2_K, minus 4 unless
+// bit 4n + s of hmask[16hf + l] is set; 6-bit signed scales (low 4 bits from scales[0..7], 2 high bits
+// from scales[8..11]). x = d * (sc - 32) * q
+template <> MP_HD void mp_deq8<MP_Q3_K>(const uint8_t *b, int c, float *v) {
+    const int n = c >> 4, r = c & 15, s = r >> 2, hf = (r >> 1) & 1, l0 = (r & 1) * 8;
+    const int j = 8 * n + 2 * s + hf;
+    const uint8_t *s12 = b + 96;
+    const int lo = j < 8 ? (s12[j] & 0xF) : (s12[j - 8] >> 4), hi = (s12[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+    const float dl = mp_ldh(b + 108) * (float)((lo | (hi << 4)) - 32);
+    const uint8_t *q = b + 32 + 32 * n + 16 * hf + l0, *hm = b + 16 * hf + l0;
+    const int sh = 2 * s, mb = 4 * n + s;
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        const int x = ((q[k] >> sh) & 3) - (((hm[k] >> mb) & 1) ? 0 : 4);
+        v[k] = dl * (float)x;
+    }
+}
+
 // ---------------------------------------------------------------- quantize (32-element blocks)
 
 MP_HD void mp_put_f16(uint8_t *p, float f) {
@@ -244,6 +279,8 @@ MP_HD void mp_quantize_block(int dt, const float *v, uint8_t *b) {
     case MP_Q4_1: MACRO(MP_Q4_1); break;         \
     case MP_Q5_0: MACRO(MP_Q5_0); break;         \
     case MP_Q5_1: MACRO(MP_Q5_1); break;         \
+    case MP_Q2_K: MACRO(MP_Q2_K); break;         \
+    case MP_Q3_K: MACRO(MP_Q3_K); break;         \
     case MP_Q4_K: MACRO(MP_Q4_K); break;         \
     case MP_Q5_K: MACRO(MP_Q5_K); break;         \
     case MP_Q6_K: MACRO(MP_Q6_K); break;         \
@@ -255,7 +292,7 @@ static inline int mp_cuda_block_size(int dt) {
     switch (dt) {
     case MP_F32: case MP_F16: case MP_BF16: return 8;
     case MP_Q8_0: case MP_Q4_0: case MP_Q4_1: case MP_Q5_0: case MP_Q5_1: return 32;
-    case MP_Q4_K: case MP_Q5_K: case MP_Q6_K: return 256;
+    case MP_Q2_K: case MP_Q3_K: case MP_Q4_K: case MP_Q5_K: case MP_Q6_K: return 256;
     default: return 0;
     }
 }

@@ -51,6 +51,8 @@ static void sanitize_scales(int dt, uint8_t *b) {
     case MP_Q8_0: case MP_Q4_0: case MP_Q5_0: offs[0] = 0; break;
     case MP_Q4_1: case MP_Q5_1: case MP_Q4_K: case MP_Q5_K: offs[0] = 0; offs[1] = 2; break;
     case MP_Q6_K: offs[0] = 208; break;
+    case MP_Q2_K: offs[0] = 80; offs[1] = 82; break;
+    case MP_Q3_K: offs[0] = 108; break;
     default: return;
     }
     for (int i = 0; i < 2; i++)
@@ -61,11 +63,12 @@ static void sanitize_scales(int dt, uint8_t *b) {
 }
 
 static void test_decode(void) {
-    static const int dts[] = {MP_F32, MP_F16, MP_BF16, MP_Q8_0, MP_Q4_0, MP_Q4_1, MP_Q5_0, MP_Q5_1, MP_Q4_K, MP_Q5_K, MP_Q6_K};
+    static const int dts[] = {MP_F32,  MP_F16,  MP_BF16, MP_Q8_0, MP_Q4_0, MP_Q4_1, MP_Q5_0,
+                              MP_Q5_1, MP_Q2_K, MP_Q3_K, MP_Q4_K, MP_Q5_K, MP_Q6_K};
     const int64_t K = 4096;
     float *x = (float *)malloc(K * 4), *ref = (float *)malloc(K * 4), *got = (float *)malloc(K * 4);
     uint8_t *q = (uint8_t *)malloc((size_t)mp_dtype_row_bytes(MP_F32, K));
-    for (int di = 0; di < 11; di++) {
+    for (int di = 0; di < (int)(sizeof dts / sizeof dts[0]); di++) {
         const int dt = dts[di];
         const int64_t rb = mp_dtype_row_bytes((mp_dtype)dt, K);
         for (int variant = 0; variant < 2; variant++) {

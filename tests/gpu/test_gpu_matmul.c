@@ -20,7 +20,8 @@
 
 static gpu_ctx G;
 
-static const int dtypes[] = {MP_F32, MP_F16, MP_BF16, MP_Q8_0, MP_Q4_0, MP_Q4_1, MP_Q5_0, MP_Q5_1, MP_Q4_K, MP_Q5_K, MP_Q6_K};
+static const int dtypes[] = {MP_F32,  MP_F16,  MP_BF16, MP_Q8_0, MP_Q4_0, MP_Q4_1, MP_Q5_0,
+                             MP_Q5_1, MP_Q2_K, MP_Q3_K, MP_Q4_K, MP_Q5_K, MP_Q6_K};
 #define NDT (int)(sizeof dtypes / sizeof dtypes[0])
 
 static int block_of(int dt) { return mp_dtype_info(dt)->block_size; }
@@ -57,7 +58,7 @@ static void matmul_case(int dt, int64_t M, int64_t K, int64_t N, int64_t xpad, i
     if (!dev_to(&G, yg, dy, (size_t)(M * ldy) * 4, what)) {
         const int matvec = M <= 64 && K % 8 == 0; /* else cuBLAS (F32) or tensor cores */
         const int is_q = dt != MP_F32 && dt != MP_F16 && dt != MP_BF16;
-        const int qb = dt == MP_Q4_K || dt == MP_Q5_K || dt == MP_Q6_K ? 256 : 32; /* CPU activation block */
+        const int qb = block_of(dt) == 256 ? 256 : 32; /* CPU activation block */
         float *ref = malloc((size_t)(M * N) * 4), *got = malloc((size_t)(M * N) * 4), *cpu = malloc((size_t)(M * N) * 4);
         double *tol = malloc((size_t)(M * N) * sizeof(double)), *tol2 = malloc((size_t)(M * N) * sizeof(double));
         int pad_ok = 1;
@@ -245,8 +246,9 @@ static void test_convert(void) {
                              1.0009765625f, 1.00048828125f, 1.00146484375f, 1.00390625f, 1.001953125f};
     memcpy(f, special, sizeof special);
     float *df = dev_from(&G, f, (size_t)n * 4);
-    static const int targets[] = {MP_F16, MP_BF16, MP_Q8_0, MP_Q4_0, MP_Q4_1, MP_Q5_0, MP_Q5_1, MP_Q4_K, MP_Q5_K, MP_Q6_K};
-    for (int ti = 0; ti < 10; ti++) {
+    static const int targets[] = {MP_F16,  MP_BF16, MP_Q8_0, MP_Q4_0, MP_Q4_1, MP_Q5_0,
+                                  MP_Q5_1, MP_Q2_K, MP_Q3_K, MP_Q4_K, MP_Q5_K, MP_Q6_K};
+    for (int ti = 0; ti < (int)(sizeof targets / sizeof targets[0]); ti++) {
         const int dt = targets[ti];
         const size_t bytes = (size_t)mp_dtype_row_bytes(dt, n);
         float *fin = malloc((size_t)n * 4); /* quants: finite values only */
