@@ -116,6 +116,9 @@ typedef struct mp_whisper_random_spec {
     float emb_scale;              /* token embedding values in [-emb_scale, emb_scale) */
     float eot_gain;               /* <|endoftext|> embedding row multiplied by it (0: 1) */
     float pos_scale;              /* decoder positional embedding values in [-pos_scale, pos_scale) (0: 0.2) */
+    int n_mels;                   /* 0: keep the header's; else (e.g. 128, large-v3) the slaney filterbank of that
+                                   * size is written (what OpenAI's mel_filters.npz holds) */
+    int n_vocab;                  /* 0: keep the header's; 51866: large-v3's (100 languages, <|yue|>) */
 } mp_whisper_random_spec;
 
 int mp_whisper_write_random(const char *path, const mp_whisper_random_spec *s, mp_error *err);

@@ -826,11 +826,24 @@ int mp_whisper_write_random(const char *path, const mp_whisper_random_spec *s, m
     if (s->n_head > 0) h.n_audio_head = h.n_text_head = s->n_head;
     if (s->n_layer > 0) h.n_audio_layer = h.n_text_layer = s->n_layer;
     if (s->n_text_layer > 0) h.n_text_layer = s->n_text_layer;
+    if (s->n_vocab > 0) h.n_vocab = s->n_vocab;
+    mp_mel_filters mf = {0};
+    const float *filters = hdr.mel_filters;
+    int n_mel = hdr.n_mel;
+    if (s->n_mels > 0 && s->n_mels != hdr.n_mel) {
+        if (mp_mel_filters_slaney(&mf, MP_AUDIO_RATE, MP_WHISPER_N_FFT, s->n_mels, err)) {
+            mp_ggml_bin_close(&hdr);
+            return -1;
+        }
+        h.n_mels = n_mel = s->n_mels;
+        filters = mf.w;
+    }
     const mp_dtype wt = s->wtype;
     h.ftype = wt == MP_F32 ? 0 : wt == MP_F16 ? 1 : wt == MP_Q4_0 ? 2 : wt == MP_Q4_1 ? 3 : wt == MP_Q8_0 ? 7 :
               wt == MP_Q5_0 ? 8 : wt == MP_Q5_1 ? 9 : wt == MP_Q4_K ? 12 : wt == MP_Q6_K ? 14 : -1;
     if (h.ftype < 0) {
         mp_ggml_bin_close(&hdr);
+        mp_mel_filters_free(&mf);
         return mp_errf(err, "%s: cannot write weights as %s", path, mp_dtype_name(wt));
     }
     mp_whisper_specials sp;
@@ -838,6 +851,7 @@ int mp_whisper_write_random(const char *path, const mp_whisper_random_spec *s, m
     FILE *f = fopen(path, "wb");
     if (!f) {
         mp_ggml_bin_close(&hdr);
+        mp_mel_filters_free(&mf);
         return mp_errf(err, "%s: cannot create the file", path);
     }
     const char **tok = malloc(sizeof(char *) * (size_t)(hdr.n_vocab_file + 1));
@@ -849,8 +863,7 @@ int mp_whisper_write_random(const char *path, const mp_whisper_random_spec *s, m
         goto done;
     }
     for (int i = 0; i < hdr.n_vocab_file; i++) tok[i] = mp_ggml_bin_token(&hdr, i, &tl[i]);
-    if (mp_ggml_bin_write_whisper_header(f, path, &h, hdr.mel_filters, hdr.n_mel, hdr.n_fft_bins, hdr.n_vocab_file, tok,
-                                         tl, err))
+    if (mp_ggml_bin_write_whisper_header(f, path, &h, filters, n_mel, hdr.n_fft_bins, hdr.n_vocab_file, tok, tl, err))
         goto done;
     for (int i = 0; i < nt; i++) {
         const wr_tensor *t = &ts[i];
@@ -881,6 +894,7 @@ done:
     free(tl);
     free(ts);
     mp_ggml_bin_close(&hdr);
+    mp_mel_filters_free(&mf);
     return rc;
 }
 
@@ -893,6 +907,8 @@ int mp_whisper_write_random_hf(const char *dir, const mp_whisper_random_spec *s,
     if (s->n_head > 0) h.n_audio_head = h.n_text_head = s->n_head;
     if (s->n_layer > 0) h.n_audio_layer = h.n_text_layer = s->n_layer;
     if (s->n_text_layer > 0) h.n_text_layer = s->n_text_layer;
+    if (s->n_mels > 0) h.n_mels = s->n_mels;
+    if (s->n_vocab > 0) h.n_vocab = s->n_vocab;
     mp_whisper_specials sp;
     mp_whisper_specials_from_hparams(&h, &sp);
     const int64_t ff = 4 * (int64_t)h.n_audio_state;

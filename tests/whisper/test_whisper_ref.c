@@ -2,13 +2,14 @@
  * on random-weight models this test writes in the real formats: the real tiny.en header (English-only,
  * GPT-2 vocabulary) and the real tiny header (multilingual), scaled down to 64 channels / 2 heads /
  * 2 layers, F16 weights; an HF folder (config.json + model.safetensors + the real whisper-base
- * tokenizer.json) with the multilingual weights; a Q8_0 file.
+ * tokenizer.json) with the multilingual weights; a Q8_0 file; a large-v3-shaped file (128 mel bins, 51866
+ * tokens: 100 languages).
  *
  * Checked: mel, encoder output, decoder logits at every position (prefill + one token at a time through
  * the cache), the logit-filter masks (timestamp rules, suppress blank / tokens) on crafted prefixes,
  * greedy and beam-search token sequences (with and without timestamps, prompt, translate, length
  * penalty, patience), no-speech probability, language detection, long-form transcription over 35 s
- * (seek, conditioning, initial prompt, word timestamps), BPE tokenization and the non-speech tokens;
+ * (seek, conditioning, initial prompt, word timestamps, translate), BPE tokenization and the non-speech tokens;
  * greedy decoding of several windows in one batch equals one at a time. */
 #include "test.h"
 
@@ -324,6 +325,9 @@ static void run_model(const char *tag, const char *model, const char *filters_fr
                  "\"sample_len\": 32}");
         add_case(cases, "tr_nots", "transcribe",
                  "\"opts\": {\"temperature\": [0.0], \"without_timestamps\": true, \"sample_len\": 48}");
+        if (multilingual)
+            add_case(cases, "tr_translate", "transcribe",
+                     "\"opts\": {\"temperature\": [0.0], \"language\": \"de\", \"task\": \"translate\", \"sample_len\": 48}");
         add_case(cases, "tokenize", "tokenize",
                  "\"texts\": [\" And so my fellow Americans, ask not what your country can do for you.\", "
                  "\"it's 2024: we'll   see\\n\\nnew  lines\\tand  tabs  \", \"caf\\u00e9 na\\u00efve \\u00fcber 123,456.78\", "
@@ -482,15 +486,18 @@ static void run_model(const char *tag, const char *model, const char *filters_fr
     mp_whisper_cross_free(&cross, &s.ex);
     if (full) {
         /* long-form transcription */
-        struct { const char *name; int beam, words, cond, nots, len; const char *prompt; } tc[] = {
-            {"tr_greedy", 0, 0, 1, 0, 96, NULL},
-            {"tr_beam", 5, 0, 1, 0, 48, "And so my fellow Americans, ask not"},
-            {"tr_words", 0, 1, 0, 0, 32, NULL},
-            {"tr_nots", 0, 0, 1, 1, 48, NULL},
+        struct { const char *name; int beam, words, cond, nots, len; const char *prompt; const char *lang; } tc[] = {
+            {"tr_greedy", 0, 0, 1, 0, 96, NULL, NULL},
+            {"tr_beam", 5, 0, 1, 0, 48, "And so my fellow Americans, ask not", NULL},
+            {"tr_words", 0, 1, 0, 0, 32, NULL, NULL},
+            {"tr_nots", 0, 0, 1, 1, 48, NULL, NULL},
+            {"tr_translate", 0, 0, 1, 0, 48, NULL, "de"}, /* multilingual only */
         };
         for (size_t t = 0; t < sizeof tc / sizeof tc[0]; t++) {
+            if (tc[t].lang && !multilingual) continue;
             mp_whisper_params p0 = mp_whisper_default_params();
-            p0.language = multilingual ? -1 : 0;
+            p0.language = tc[t].lang ? mp_whisper_lang_id(tc[t].lang) : multilingual ? -1 : 0;
+            p0.translate = tc[t].lang != NULL;
             p0.beam_size = tc[t].beam;
             p0.temperature_inc = 0;
             p0.word_timestamps = tc[t].words;
@@ -589,11 +596,12 @@ int main(void) {
     }
     snprintf(g_dir, sizeof g_dir, "%s/whisper_ref_%d", MP_BINARY_DIR, (int)getpid());
     mkdir(g_dir, 0755);
-    char en[1100], ml[1100], q8[1100], hf[1100], wav[1100], p[1200];
+    char en[1100], ml[1100], q8[1100], hf[1100], v3[1100], wav[1100], p[1200];
     snprintf(en, sizeof en, "%s/en.bin", g_dir);
     snprintf(ml, sizeof ml, "%s/ml.bin", g_dir);
     snprintf(q8, sizeof q8, "%s/q8.bin", g_dir);
     snprintf(hf, sizeof hf, "%s/hf", g_dir);
+    snprintf(v3, sizeof v3, "%s/v3.bin", g_dir);
     snprintf(wav, sizeof wav, "%s/long.wav", g_dir);
     mkdir(hf, 0755);
     mp_error err;
@@ -603,6 +611,11 @@ int main(void) {
     CHECK(mp_whisper_write_random(ml, &sm, &err) == 0);
     CHECK(mp_whisper_write_random(q8, &sq, &err) == 0);
     CHECK(mp_whisper_write_random_hf(hf, &sh, &err) == 0);
+    /* large-v3 layout: 128 mel bins, 51866 tokens (100 languages, <|yue|>: every special after it moves by one) */
+    mp_whisper_random_spec s3 = spec_for(ml_hdr, MP_F16, 3);
+    s3.n_mels = 128;
+    s3.n_vocab = 51866;
+    CHECK(mp_whisper_write_random(v3, &s3, &err) == 0);
     snprintf(p, sizeof p, "%s/tokenizer.json", hf);
     CHECK(symlink(tokjson, p) == 0);
     CHECK(write_audio(wav) == 0);
@@ -615,6 +628,7 @@ int main(void) {
     run_model("ml", ml, NULL, wav, a.samples, a.n_samples, 1, 0);
     if (access(tokjson, R_OK) == 0) run_model("hf", hf, ml_hdr, wav, a.samples, a.n_samples, 1, 1);
     run_model("q8", q8, NULL, wav, a.samples, a.n_samples, 0, 2);
+    run_model("v3", v3, NULL, wav, a.samples, a.n_samples, 1, 1);
     mp_audio_free(&a);
     if (!mp_test_failures) {
         snprintf(cmd, sizeof cmd, "rm -rf \"%s\"", g_dir);
