@@ -3,7 +3,8 @@
  * written by the bench into --dir in whisper.cpp's ggml format (F16, Q8_0), so whisper.cpp's own
  * whisper-bench can run on the very same files (--whisper-bench PATH does it and prints the ratios).
  *
- * Measured like whisper-bench: encode = one 30 s window; decode = 256 single-token steps at positions
+ * Measured like whisper-bench: encode = one 30 s window (with the decoder's cross-attention K/V, as
+ * whisper_encode computes them); decode = 256 single-token steps at positions
  * 0..255 (per-token ms); batchd = 5 sequences x 1 token (a beam step), 64 times; prompt = 256 tokens at
  * once, 16 times. Plus the log-mel of 30 s of audio. Best of --reps runs. Prints `BENCH transcribe ...`.
  */
@@ -44,18 +45,21 @@ static const wshape *find_shape(const char *n) {
     return NULL;
 }
 
-static int write_model(const char *hdr, const wshape *s, mp_dtype dt, const char *path, mp_error *err) {
+/* dt < 0: an HF folder (config.json + model.safetensors, F32) */
+static int write_model(const char *hdr, const wshape *s, int dt, const char *path, mp_error *err) {
     mp_whisper_random_spec sp;
     memset(&sp, 0, sizeof sp);
     sp.header_from = hdr;
     sp.n_state = s->state;
     sp.n_head = s->heads;
     sp.n_layer = s->layers;
-    sp.wtype = dt;
+    sp.wtype = dt < 0 ? MP_F32 : (mp_dtype)dt;
     sp.seed = 42;
     sp.gain = 1.0f;
     sp.emb_scale = 0.1f;
-    return mp_whisper_write_random(path, &sp, err);
+    if (dt >= 0) return mp_whisper_write_random(path, &sp, err);
+    mkdir(path, 0755);
+    return mp_whisper_write_random_hf(path, &sp, err);
 }
 
 typedef struct res {
@@ -71,7 +75,7 @@ static int bench_one(const char *path, mp_exec *ex, int reps, res *out, double *
     }
     const int64_t NM = m.hp.n_mels, T = m.hp.n_audio_ctx, D = m.hp.n_audio_state, V = m.hp.n_vocab;
     *enc_gflop = (2.0 * 3 * NM * D * 2 * T + 2.0 * 3 * D * D * T +
-                  m.hp.n_audio_layer * (24.0 * T * D * D + 4.0 * T * T * D)) / 1e9;
+                  m.hp.n_audio_layer * (24.0 * T * D * D + 4.0 * T * T * D) + m.hp.n_text_layer * 4.0 * T * D * D) / 1e9;
     mp_whisper_enc_state es;
     mp_whisper_dec_state ds;
     mp_whisper_cross cross;
@@ -86,10 +90,11 @@ static int bench_one(const char *path, mp_exec *ex, int reps, res *out, double *
     if (mp_whisper_cross_init(&cross, &m, ex, 1, &err) || mp_whisper_kv_init(&kv, &m, ex, 5, &err)) goto done;
     out->enc = out->dec_tok = out->batchd = out->prompt = 1e30;
     for (int r = 0; r < reps + 1; r++) { /* the first round warms up */
+        /* encode as whisper.cpp's whisper_encode counts it: the stem, the blocks and the cross-attention K/V */
         double t0 = now_ms();
         if (mp_whisper_encode(&m, &es, ex, mel, 1, NULL, &err)) goto done;
-        double t1 = now_ms();
         if (mp_whisper_cross_compute(&m, ex, es.x, 1, &cross, 0, &err)) goto done;
+        double t1 = now_ms();
         /* decode: 256 steps of one token */
         kv.len[0] = 0;
         double t2 = now_ms();
@@ -197,7 +202,8 @@ int bench_transcribe(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: mmpipe bench transcribe [--models tiny,base,small] [--dtypes f16,q8_0] [--reps N] [--dir DIR]\n"
                    "       [-t N (2)] [--header GGML_BIN] [--whisper-bench PATH]\n"
-                   "       mmpipe bench transcribe --write-model SIZE DTYPE PATH   (write one random model and exit)\n"
+                   "       mmpipe bench transcribe [--header GGML_BIN] --write-model SIZE DTYPE PATH   (write one random\n"
+                   "       model and exit; DTYPE f32, f16, q8_0, ... or hf: an HF folder without tokenizer.json)\n"
                    "  --header: the whisper.cpp file whose header, filters and vocabulary the models copy\n"
                    "            (default: $MMPIPE_FIXTURES or ../shared/fixtures /whisper/for-tests-ggml-tiny.en.bin)\n"
                    "  --whisper-bench: whisper.cpp's whisper-bench, run on the same files with the same threads\n");
@@ -209,8 +215,9 @@ int bench_transcribe(int argc, char **argv) {
                 return 1;
             }
             const wshape *s = find_shape(argv[i + 1]);
-            int dt = mp_dtype_from_name(argv[i + 2]);
-            if (!s || dt < 0) {
+            const int hf = !strcmp(argv[i + 2], "hf");
+            int dt = hf ? -1 : mp_dtype_from_name(argv[i + 2]);
+            if (!s || (dt < 0 && !hf)) {
                 fprintf(stderr, "bench transcribe: unknown size '%s' or dtype '%s'\n", argv[i + 1], argv[i + 2]);
                 return 1;
             }
@@ -218,7 +225,7 @@ int bench_transcribe(int argc, char **argv) {
             const char *fx = getenv("MMPIPE_FIXTURES");
             snprintf(hp, sizeof hp, "%s/whisper/for-tests-ggml-tiny.en.bin", fx && *fx ? fx : "../shared/fixtures");
             mp_error err;
-            if (write_model(hdr ? hdr : hp, s, (mp_dtype)dt, argv[i + 3], &err)) {
+            if (write_model(hdr ? hdr : hp, s, dt, argv[i + 3], &err)) {
                 fprintf(stderr, "bench transcribe: %s\n", err.msg);
                 return 1;
             }
@@ -285,7 +292,7 @@ int bench_transcribe(int argc, char **argv) {
             int dt = mp_dtype_from_name(dn);
             char path[1200];
             snprintf(path, sizeof path, "%s/whisper-%s-%s.bin", dir, s->name, dn);
-            if (dt < 0 || (access(path, R_OK) && write_model(hdr, s, (mp_dtype)dt, path, &err))) {
+            if (dt < 0 || (access(path, R_OK) && write_model(hdr, s, dt, path, &err))) {
                 fprintf(stderr, "bench transcribe: %s: %s\n", path, dt < 0 ? "unknown dtype" : err.msg);
                 failed = 1;
                 continue;

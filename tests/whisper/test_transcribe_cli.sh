@@ -3,7 +3,8 @@
 # by `mmpipe bench transcribe --write-model`): several files with a broken one (the others still get their
 # outputs, exit code 1, the error names the file), every output format written and parsed, -of names,
 # --output-dir, stdin, -of - to stdout, --vad (segment times mapped back into jfk.wav's speech), and
-# identical results whether files run together or alone. No real weights exist here, so the text itself
+# identical results whether files run together or alone; a multilingual model with -l auto and -tr; an HF
+# folder. No real weights exist here, so the text itself
 # is meaningless; test_whisper_ref checks the decoding against PyTorch.
 set -u
 H="$MMPIPE_FIXTURES/whisper/for-tests-ggml-tiny.en.bin"
@@ -110,5 +111,36 @@ for s in segs:
     assert 320 <= a <= 10620 and b - a >= 100 and b <= max(10620, a + 100) and a >= prev, (a, b)
     prev = a
 EOF
+fi
+# multilingual model: -l auto detects (and decoding then uses the detected language: -l with it gives the
+# same text), -tr is recorded; an HF folder (config.json + model.safetensors + the real tokenizer.json)
+ML_H="$MMPIPE_FIXTURES/whisper/for-tests-ggml-tiny.bin"
+TOKJ="$MMPIPE_FIXTURES/hf/openai--whisper-base/tokenizer.json"
+if [[ -f $ML_H ]]; then
+  ML=$T/ml.bin
+  "$MMPIPE" bench transcribe --header "$ML_H" --write-model tiny q8_0 "$ML" || bad "cannot write the multilingual model"
+  MC=(-m "$ML" -t 2 -bs 1 -nf -np)
+  "$MMPIPE" transcribe "${MC[@]}" -l auto -oj -otxt -of "$T/auto" "$J" > /dev/null 2>&1; rc=$?
+  check "-l auto exit code" "$rc" 0
+  lang=$("$MP_PYTHON" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["result"]["language"], j["params"]["language"], j["model"]["multilingual"])' "$T/auto.json")
+  set -- $lang
+  [[ ${2:-} == auto && ${3:-} == True && -n ${1:-} && $1 != auto ]] && ok "-l auto detected '$1'" || bad "-l auto: $lang"
+  "$MMPIPE" transcribe "${MC[@]}" -l "${1:-en}" -otxt -of "$T/fixed" "$J" > /dev/null 2>&1
+  cmp -s "$T/auto.txt" "$T/fixed.txt" && ok "-l auto then -l ${1:-?}: same text" || bad "-l auto vs the detected language"
+  "$MMPIPE" transcribe "${MC[@]}" -l de -tr -oj -of "$T/tr" "$J" > /dev/null 2>&1; rc=$?
+  check "-tr exit code" "$rc" 0
+  tr=$("$MP_PYTHON" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["params"]["translate"], j["result"]["language"])' "$T/tr.json")
+  check "-tr in the JSON" "$tr" "True de"
+  out=$("$MMPIPE" transcribe "${MC[@]}" -l xx "$J" 2>&1); rc=$?
+  [[ $rc -ne 0 && "$out" == *"'xx'"* ]] && ok "unknown language" || bad "unknown language: $out"
+  if [[ -f $TOKJ ]]; then
+    HF=$T/hf
+    "$MMPIPE" bench transcribe --header "$ML_H" --write-model tiny hf "$HF" && ln -s "$TOKJ" "$HF/tokenizer.json" || bad "cannot write the HF folder"
+    "$MMPIPE" transcribe -m "$HF" -t 2 -bs 1 -nf -l en -oj -of "$T/hf" "$J" > /dev/null 2> "$T/hf.err"; rc=$?
+    check "HF folder exit code" "$rc" 0
+    grep -q "safetensors" "$T/hf.err" && ok "HF folder loaded as safetensors" || { bad "HF folder"; cat "$T/hf.err"; }
+    "$MP_PYTHON" -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["model"]["vocab"] == 51865 and len(j["transcription"]) >= 1' "$T/hf.json" \
+      && ok "HF folder transcribes" || bad "HF folder JSON"
+  fi
 fi
 exit $fail
