@@ -62,8 +62,16 @@ static int write_model(const char *hdr, const wshape *s, int dt, const char *pat
     return mp_whisper_write_random_hf(path, &sp, err);
 }
 
+static double cpu_ms(void) { /* CPU time of the whole process (all threads) */
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* wall ms, and process CPU ms (on a loaded machine at -t 1 the CPU time is the work itself) */
 typedef struct res {
     double enc, dec_tok, batchd, prompt;
+    double c_enc, c_dec_tok, c_batchd, c_prompt;
 } res;
 
 static int bench_one(const char *path, mp_exec *ex, int reps, res *out, double *enc_gflop) {
@@ -89,22 +97,23 @@ static int bench_one(const char *path, mp_exec *ex, int reps, res *out, double *
     int rc = -1;
     if (mp_whisper_cross_init(&cross, &m, ex, 1, &err) || mp_whisper_kv_init(&kv, &m, ex, 5, &err)) goto done;
     out->enc = out->dec_tok = out->batchd = out->prompt = 1e30;
+    out->c_enc = out->c_dec_tok = out->c_batchd = out->c_prompt = 1e30;
     for (int r = 0; r < reps + 1; r++) { /* the first round warms up */
         /* encode as whisper.cpp's whisper_encode counts it: the stem, the blocks and the cross-attention K/V */
-        double t0 = now_ms();
+        double c0 = cpu_ms(), t0 = now_ms();
         if (mp_whisper_encode(&m, &es, ex, mel, 1, NULL, &err)) goto done;
         if (mp_whisper_cross_compute(&m, ex, es.x, 1, &cross, 0, &err)) goto done;
-        double t1 = now_ms();
+        double t1 = now_ms(), c1 = cpu_ms();
         /* decode: 256 steps of one token */
         kv.len[0] = 0;
-        double t2 = now_ms();
+        double c2 = cpu_ms(), t2 = now_ms();
         for (int i = 0; i < 256; i++) {
             mp_whisper_dec_seq q = {0, 1, tok + i, &cross, 0, 1, NULL, lg, NULL};
             if (mp_whisper_decode(&m, &ds, &kv, ex, &q, 1, &err)) goto done;
         }
-        double t3 = now_ms();
+        double t3 = now_ms(), c3 = cpu_ms();
         /* batchd: 5 sequences, one token each, at position 0 */
-        double t4 = now_ms();
+        double c4 = cpu_ms(), t4 = now_ms();
         for (int i = 0; i < 64; i++) {
             mp_whisper_dec_seq q[5];
             for (int b = 0; b < 5; b++) {
@@ -113,19 +122,23 @@ static int bench_one(const char *path, mp_exec *ex, int reps, res *out, double *
             }
             if (mp_whisper_decode(&m, &ds, &kv, ex, q, 5, &err)) goto done;
         }
-        double t5 = now_ms();
+        double t5 = now_ms(), c5 = cpu_ms();
         /* prompt: 256 tokens at once */
         for (int i = 0; i < 16; i++) {
             kv.len[0] = 0;
             mp_whisper_dec_seq q = {0, 256, tok, &cross, 0, 1, NULL, lg, NULL};
             if (mp_whisper_decode(&m, &ds, &kv, ex, &q, 1, &err)) goto done;
         }
-        double t6 = now_ms();
+        double t6 = now_ms(), c6 = cpu_ms();
         if (r == 0) continue;
         out->enc = fmin(out->enc, t1 - t0);
         out->dec_tok = fmin(out->dec_tok, (t3 - t2) / 256);
         out->batchd = fmin(out->batchd, (t5 - t4) / 64);
         out->prompt = fmin(out->prompt, (t6 - t5) / 16);
+        out->c_enc = fmin(out->c_enc, c1 - c0);
+        out->c_dec_tok = fmin(out->c_dec_tok, (c3 - c2) / 256);
+        out->c_batchd = fmin(out->c_batchd, (c5 - c4) / 64);
+        out->c_prompt = fmin(out->c_prompt, (c6 - c5) / 16);
     }
     rc = 0;
 done:
@@ -140,7 +153,9 @@ done:
     return rc;
 }
 
-/* whisper.cpp's whisper-bench on the same file: encode ms, decode ms per run, batchd, prompt */
+/* whisper.cpp's whisper-bench on the same file: encode ms, decode ms per token, and batchd / prompt per
+ * call. whisper.cpp counts batchd and prompt "runs" in tokens (n_batchd += n_tokens): its per-run figure
+ * is per token, so the call time is the total over the calls (bench.cpp: 64 calls of 5, 16 calls of 256). */
 static int run_whisper_bench(const char *exe, const char *model, int threads, res *out) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "\"%s\" -m \"%s\" -t %d 2>&1", exe, model, threads);
@@ -157,9 +172,9 @@ static int run_whisper_bench(const char *exe, const char *model, int threads, re
         else if ((s = strstr(line, "decode time =")) && sscanf(s, "decode time = %lf ms / %d runs ( %lf", &a, &n, &b) == 3)
             out->dec_tok = b, got |= 2;
         else if ((s = strstr(line, "batchd time =")) && sscanf(s, "batchd time = %lf ms / %d runs ( %lf", &a, &n, &b) == 3)
-            out->batchd = b, got |= 4;
+            out->batchd = a / 64, got |= 4;
         else if ((s = strstr(line, "prompt time =")) && sscanf(s, "prompt time = %lf ms / %d runs ( %lf", &a, &n, &b) == 3)
-            out->prompt = b, got |= 8;
+            out->prompt = a / 16, got |= 8;
     }
     pclose(p);
     return got == 15 ? 0 : -1;
@@ -304,8 +319,10 @@ int bench_transcribe(int argc, char **argv) {
                 continue;
             }
             printf("BENCH transcribe model=%s dtype=%s threads=%d enc_ms=%.1f enc_gflops=%.1f dec_ms_tok=%.3f "
-                   "batchd5_ms=%.3f prompt256_ms=%.1f file=%s\n",
-                   s->name, dn, threads, r.enc, gflop / (r.enc / 1e3), r.dec_tok, r.batchd, r.prompt, path);
+                   "batchd5_ms=%.3f prompt256_ms=%.1f cpu_enc_ms=%.1f cpu_dec_ms_tok=%.3f cpu_batchd5_ms=%.3f "
+                   "cpu_prompt256_ms=%.1f file=%s\n",
+                   s->name, dn, threads, r.enc, gflop / (r.enc / 1e3), r.dec_tok, r.batchd, r.prompt, r.c_enc,
+                   r.c_dec_tok, r.c_batchd, r.c_prompt, path);
             fflush(stdout);
             if (wb) {
                 res w;

@@ -183,7 +183,7 @@ int main(void) {
     if (access(hdr, R_OK) == 0) {
         char path[1024];
         snprintf(path, sizeof path, "%s/whisper_out_%d.bin", MP_BINARY_DIR, (int)getpid());
-        mp_whisper_random_spec sp = {hdr, 8, 1, 1, 0, MP_F16, 7, 1.0f, 0.5f, 0, 0};
+        mp_whisper_random_spec sp = {hdr, 8, 1, 1, 0, MP_F16, 7, 1.0f, 0.5f, 0, 0, 0, 0};
         mp_error err;
         mp_whisper m;
         mp_exec ex;
