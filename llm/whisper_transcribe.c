@@ -588,6 +588,7 @@ typedef struct job {
     int64_t seg_size;
     int win, det_win;       /* windows in the round's batch (det_win: language detection) */
     int t_idx;
+    int n_fallbacks;        /* decodes redone at a higher temperature, over all windows */
     mp_whisper_decoded res;
     mp_whisper_decode_opts o;
     int32_t *prompt;
@@ -873,6 +874,7 @@ static int run_round(mp_whisper_ctx *c, job **act, int na, const mp_whisper_para
                 memset(&outs[q], 0, sizeof outs[q]);
                 if (needs_fallback(p, &j->res) && j->t_idx + 1 < NT) {
                     j->t_idx++;
+                    j->n_fallbacks++;
                     pend[keep++] = j;
                 }
             }
@@ -978,6 +980,7 @@ int mp_whisper_transcribe_batch(mp_whisper_ctx *c, const float *const *samples, 
             continue;
         }
         res->language = j->lang;
+        res->n_fallbacks = j->n_fallbacks;
         res->segs = j->segs;
         res->n_segs = j->n_segs;
         j->segs = NULL;

@@ -552,6 +552,46 @@ static void run_model(const char *tag, const char *model, const char *filters_fr
             cJSON_Delete(r);
             if (rc2 == 0) mp_whisper_result_free(&res);
         }
+        /* temperature fallback: a compression-ratio threshold no text meets sends every window through all
+         * temperatures 0, 0.2, .., 1.0 (openai keeps the last result); sampling follows the seed; thresholds
+         * never met give the result of decoding without fallback */
+        {
+            mp_whisper_params pf = mp_whisper_default_params();
+            pf.language = multilingual ? -1 : 0;
+            pf.beam_size = 0;
+            pf.best_of = 2;
+            pf.sample_len = 24;
+            pf.compression_ratio_thold = 0.01f;
+            pf.logprob_thold = NAN;
+            pf.no_speech_thold = NAN;
+            mp_whisper_result r1, r2, r3;
+            mp_error err;
+            int ok = mp_whisper_transcribe(&s.c, samples, n_samples, &pf, &r1, &err) == 0;
+            CHECKF(ok, "fallback: %s", err.msg);
+            ok = ok && mp_whisper_transcribe(&s.c, samples, n_samples, &pf, &r2, &err) == 0;
+            if (ok) {
+                CHECKF(r1.n_fallbacks == 5 * r1.n_windows && r1.n_windows >= 2, "%s: %d fallbacks over %d windows", tag,
+                       r1.n_fallbacks, r1.n_windows);
+                for (int i = 0; i < r1.n_segs; i++) CHECK(r1.segs[i].temperature == 1.0f);
+                CHECKF(!strcmp(r1.text, r2.text) && r1.n_segs == r2.n_segs, "%s: sampling does not follow the seed", tag);
+                mp_whisper_result_free(&r2);
+            }
+            if (ok) mp_whisper_result_free(&r1);
+            pf.compression_ratio_thold = 1e9f;
+            mp_whisper_result r4;
+            mp_whisper_params p4 = pf;
+            p4.temperature_inc = 0;
+            if (mp_whisper_transcribe(&s.c, samples, n_samples, &pf, &r3, &err) == 0 &&
+                mp_whisper_transcribe(&s.c, samples, n_samples, &p4, &r4, &err) == 0) {
+                CHECK_EQ_INT(r3.n_fallbacks, 0);
+                CHECKF(!strcmp(r3.text, r4.text), "%s: thresholds never met: the text differs from no fallback", tag);
+                for (int i = 0; i < r3.n_segs; i++) CHECK(r3.segs[i].temperature == 0.0f);
+                mp_whisper_result_free(&r3);
+                mp_whisper_result_free(&r4);
+            } else {
+                CHECKF(0, "no fallback: %s", err.msg);
+            }
+        }
         /* tokenizer and non-speech tokens */
         cJSON *r = load_out(tag, "tokenize");
         const char *texts[] = {" And so my fellow Americans, ask not what your country can do for you.",
