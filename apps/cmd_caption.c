@@ -56,6 +56,7 @@ static void print_json(const char *file, const mp_caption_result *r) {
         cJSON_AddNumberToObject(o, "prompt_tokens", r->n_prompt);
         cJSON_AddNumberToObject(o, "tiles", r->n_tiles);
         cJSON_AddStringToObject(o, "finish_reason", r->finish_reason ? r->finish_reason : "stop");
+        if (r->warning[0]) cJSON_AddStringToObject(o, "warning", r->warning);
         cJSON *t = cJSON_AddObjectToObject(o, "timings");
         cJSON_AddNumberToObject(t, "decode_image_ms", round(r->t_load * 1e4) / 10);
         cJSON_AddNumberToObject(t, "preprocess_ms", round(r->t_preprocess * 1e4) / 10);
@@ -129,8 +130,14 @@ int cmd_caption(int argc, char **argv) {
             if (num(a, v, 1e-6, 1e6, &d)) goto bad;
             sp.repeat_penalty = (float)d, g_rep = 1;
         } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
-            if (num(a, v, 0, 1.8e19, &d)) goto bad;
-            sp.seed = (uint64_t)d, seed_given = 1;
+            char *end;
+            errno = 0;
+            unsigned long long sv = strtoull(v, &end, 10);
+            if (!*v || *end || errno || v[0] == '-') {
+                fprintf(stderr, "mmpipe caption: bad seed '%s'\n", v);
+                goto bad;
+            }
+            sp.seed = (uint64_t)sv, seed_given = 1;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
             if (num(a, v, 1, 1024, &d)) goto bad;
             max_seqs = (int)d;
@@ -180,6 +187,7 @@ int cmd_caption(int argc, char **argv) {
     if (mp_caption_run(&m, &ex, files, n_files, &p, res, &st, &err) < 0) goto fail;
     int failed = 0;
     for (int i = 0; i < n_files; i++) {
+        if (res[i].warning[0]) fprintf(stderr, "mmpipe caption: %s: warning: %s\n", files[i], res[i].warning);
         if (json) print_json(files[i], &res[i]);
         else if (res[i].ok) printf("%s: %s\n", files[i], res[i].text);
         if (!res[i].ok) {

@@ -38,7 +38,7 @@ void mp_caption_result_free(mp_caption_result *r) {
 
 typedef struct slot {
     int ready, ok;
-    char error[1024];
+    char error[2200], warning[256];
     float *tiles;
     mp_idefics3_plan plan;
     double t_load, t_pre;
@@ -46,7 +46,8 @@ typedef struct slot {
 
 typedef struct prep {
     const mp_vlm *m;
-    const char *const *files;
+    const char *const *files;    /* either files ... */
+    const mp_image *const *images; /* ... or decoded images */
     int n, split, lookahead;
     slot *slots;
     pthread_mutex_t mu;
@@ -55,21 +56,42 @@ typedef struct prep {
     int stop;
 } prep;
 
+/* "FILE" or "image K" (0-based), for messages */
+static const char *src_name(const char *const *files, int i, char *buf, size_t cap) {
+    if (files) return files[i];
+    snprintf(buf, cap, "image %d", i);
+    return buf;
+}
+
 static void prepare(prep *P, int i) {
     slot *s = &P->slots[i];
     mp_error e = {{0}};
     mp_image img;
+    memset(&img, 0, sizeof img);
+    const mp_image *src = &img;
     double t0 = now_s();
-    int rc = mp_image_load(P->files[i], NULL, &img, &e);
+    int rc = 0;
+    if (P->files) {
+        rc = mp_image_load(P->files[i], NULL, &img, &e);
+        if (rc == 0 && img.warning[0]) snprintf(s->warning, sizeof s->warning, "%s", img.warning);
+    } else {
+        src = P->images[i];
+        if (!src) rc = mp_errf(&e, "no image");
+    }
     double t1 = now_s();
     if (rc == 0) {
-        rc = mp_vlm_preprocess(P->m, &img, P->split, &s->tiles, &s->plan, &e);
+        rc = mp_vlm_preprocess(P->m, src, P->split, &s->tiles, &s->plan, &e);
         mp_image_free(&img);
     }
     s->t_load = t1 - t0;
     s->t_pre = now_s() - t1;
     s->ok = rc == 0;
-    if (rc) snprintf(s->error, sizeof s->error, "%s", e.msg);
+    if (rc) { /* name the file when the message does not */
+        char nb[32];
+        const char *name = src_name(P->files, i, nb, sizeof nb);
+        if (strstr(e.msg, name)) snprintf(s->error, sizeof s->error, "%s", e.msg);
+        else snprintf(s->error, sizeof s->error, "%.1000s: %.1100s", name, e.msg);
+    }
 }
 
 static void *prep_main(void *arg) {
@@ -103,6 +125,7 @@ typedef struct run {
     const mp_caption_params *p;
     mp_caption_result *res;
     mp_caption_stats *st;
+    const char *const *files; /* NULL: decoded images */
     img_state *img;
     char *chat;           /* the chat prompt, "<image>" not expanded */
     mp_engine *eng;
@@ -149,35 +172,28 @@ static int submit(run *R, int i, mp_error *err) {
     double t0 = now_s();
     img_state *im = &R->img[i];
     mp_caption_result *res = &R->res[i];
-    char *text = NULL;
-    int32_t *ids = NULL, *toks = NULL;
-    float *embd = NULL;
-    int n = 0, n_img = 0;
+    mp_vlm_prompt vp;
     mp_error e = {{0}};
-    const int rows = im->plan.n_tiles * R->m->vis.image_seq_len;
-    int rc = mp_vlm_expand_prompt(R->m, R->chat, &im->plan, 1, &text, &e);
-    if (rc == 0) rc = mp_vlm_tokenize(R->m, text, &ids, &n, &n_img, &e);
-    if (rc == 0) rc = mp_vlm_items(R->m, ids, n, im->rows, rows, &toks, &embd, &e);
-    free(text), free(ids);
+    int rc = mp_vlm_prompt_assemble(R->m, R->chat, &im->plan, 1, im->rows, &vp, &e);
     free(im->rows);
     im->rows = NULL;
     if (rc < 0) {
         res->ok = 0;
-        snprintf(res->error, sizeof res->error, "%s", e.msg);
+        char nb[32];
+        snprintf(res->error, sizeof res->error, "%.1000s: %.1100s", src_name(R->files, i, nb, sizeof nb), e.msg);
         return 0;
     }
     mp_gen_request q;
     memset(&q, 0, sizeof q);
-    q.n = n;
-    q.tokens = toks;
-    q.embd = embd;
+    mp_vlm_prompt_to_request(&vp, &q);
     q.sampling = R->p->sampling;
     q.max_new = R->p->max_new;
     q.ignore_eos = R->p->ignore_eos;
     q.user = res;
+    const int n = vp.n;
     R->st->prompt_tokens += n;
     rc = mp_engine_submit(R->eng, &q, err);
-    free(toks), free(embd);
+    mp_vlm_prompt_free(&vp);
     R->st->t_prompt += now_s() - t0;
     return rc;
 }
@@ -205,6 +221,7 @@ static int consume(run *R, int i, slot *s, mp_error *err) {
     mp_caption_result *res = &R->res[i];
     res->t_load = s->t_load;
     res->t_preprocess = s->t_pre;
+    snprintf(res->warning, sizeof res->warning, "%s", s->warning);
     R->st->t_load += s->t_load;
     R->st->t_preprocess += s->t_pre;
     if (!s->ok) {
@@ -239,8 +256,8 @@ static int prompt_bound(const mp_vlm *m, const char *chat, int split) {
     return (int)strlen(chat) + tiles * (m->vis.image_seq_len + 3) + rows + 8;
 }
 
-int mp_caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, int n, const mp_caption_params *pp,
-                   mp_caption_result *res, mp_caption_stats *stats, mp_error *err) {
+static int caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, const mp_image *const *images, int n,
+                       const mp_caption_params *pp, mp_caption_result *res, mp_caption_stats *stats, mp_error *err) {
     mp_caption_params p = pp ? *pp : mp_caption_default_params(m);
     if (p.max_new <= 0) p.max_new = 256;
     if (p.max_seqs <= 0) p.max_seqs = 16;
@@ -252,12 +269,12 @@ int mp_caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, int n
     stats->images = n;
     run R;
     memset(&R, 0, sizeof R);
-    R.m = m, R.ex = ex, R.p = &p, R.res = res, R.st = stats;
+    R.m = m, R.ex = ex, R.p = &p, R.res = res, R.st = stats, R.files = files;
     R.t_start = now_s();
     int rc = -1;
     prep P;
     memset(&P, 0, sizeof P);
-    P.m = m, P.files = files, P.n = n, P.split = p.split, P.lookahead = p.lookahead;
+    P.m = m, P.files = files, P.images = images, P.n = n, P.split = p.split, P.lookahead = p.lookahead;
     pthread_mutex_init(&P.mu, NULL);
     pthread_cond_init(&P.cv, NULL);
     pthread_t th;
@@ -279,7 +296,7 @@ int mp_caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, int n
     }
     if (mp_vlm_chat_prompt(m, p.prompt ? p.prompt : MP_CAPTION_DEFAULT_PROMPT, &R.chat, err) < 0) goto done;
     mp_engine_params ep = mp_engine_default_params();
-    ep.max_seqs = p.max_seqs;
+    ep.max_seqs = p.max_seqs < n ? p.max_seqs : (n > 0 ? n : 1);
     ep.max_ctx = prompt_bound(m, R.chat, p.split) + p.max_new;
     if (ep.max_ctx > m->llm.cfg.n_ctx_train) ep.max_ctx = m->llm.cfg.n_ctx_train;
     ep.kv_tokens = (int64_t)ep.max_seqs * ep.max_ctx;
@@ -359,4 +376,14 @@ done:
     free(R.chat), free(R.batch), free(R.out), free(R.own_img), free(R.own_tile), free(R.img), free(P.slots);
     stats->t_wall = now_s() - R.t_start;
     return rc;
+}
+
+int mp_caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, int n, const mp_caption_params *p,
+                   mp_caption_result *res, mp_caption_stats *stats, mp_error *err) {
+    return caption_run(m, ex, files, NULL, n, p, res, stats, err);
+}
+
+int mp_caption_run_images(const mp_vlm *m, mp_exec *ex, const mp_image *const *images, int n,
+                          const mp_caption_params *p, mp_caption_result *res, mp_caption_stats *stats, mp_error *err) {
+    return caption_run(m, ex, NULL, images, n, p, res, stats, err);
 }

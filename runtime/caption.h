@@ -37,7 +37,8 @@ mp_caption_params mp_caption_default_params(const mp_vlm *m);
 
 typedef struct mp_caption_result {
     int ok;
-    char error[1024];
+    char error[2200];            /* why it failed, naming the file */
+    char warning[256];           /* a damaged file that still gave an image (preprocess/image.h) */
     char *text;                  /* the caption, whitespace-trimmed (malloc'd); NULL on error */
     int32_t *tokens;             /* the generated token ids (malloc'd) */
     int n_tokens, n_prompt;      /* generated tokens, prompt items */
@@ -68,6 +69,10 @@ typedef struct mp_caption_stats {
  * (out of memory, a backend failure) with err filled. stats may be NULL. */
 int mp_caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, int n, const mp_caption_params *p,
                    mp_caption_result *res, mp_caption_stats *stats, mp_error *err);
+
+/* The same for decoded images (e.g. video frames): one caption per image; errors name "image K". */
+int mp_caption_run_images(const mp_vlm *m, mp_exec *ex, const mp_image *const *images, int n,
+                          const mp_caption_params *p, mp_caption_result *res, mp_caption_stats *stats, mp_error *err);
 
 #ifdef __cplusplus
 }

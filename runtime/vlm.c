@@ -11,6 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* ---------------------------------------------------------------- loading */
 
@@ -171,25 +178,51 @@ static void put(sbuf *s, const char *t, size_t n) {
 }
 static void puts_(sbuf *s, const char *t) { put(s, t, strlen(t)); }
 
-int mp_vlm_chat_prompt(const mp_vlm *m, const char *text, char **out, mp_error *err) {
+int mp_vlm_render_chat(const mp_vlm *m, const mp_chat_msg *msgs, int n_msgs, char **out, mp_error *err) {
     *out = NULL;
-    if (!m->chat_template) { /* SmolVLM's template, rendered */
-        sbuf s = {0};
-        puts_(&s, "<|im_start|>User:<image>");
-        puts_(&s, text);
-        puts_(&s, "<end_of_utterance>\nAssistant:");
-        if (s.oom) {
-            free(s.p);
-            return mp_errf(err, "prompt: out of memory");
-        }
-        *out = s.p;
-        return 0;
+    if (m->chat_template) {
+        mp_chat_params p = mp_chat_default_params();
+        p.add_generation_prompt = 1;
+        return mp_chat_apply(m->chat_template, msgs, n_msgs, &p, out, err);
     }
+    /* SmolVLM's template, rendered: "<|im_start|>" then per message "Role:" (": " unless the content
+     * starts with an image), its parts, "<end_of_utterance>\n"; then "Assistant:" */
+    sbuf s = {0};
+    puts_(&s, "<|im_start|>");
+    for (int i = 0; i < n_msgs; i++) {
+        const mp_chat_msg *g = &msgs[i];
+        const char *r = g->role ? g->role : "";
+        char first[2] = {(char)(r[0] >= 'a' && r[0] <= 'z' ? r[0] - 'a' + 'A' : r[0]), 0};
+        if (r[0]) {
+            puts_(&s, first);
+            puts_(&s, r + 1);
+        }
+        puts_(&s, g->n_parts > 0 && g->parts[0].type && !strcmp(g->parts[0].type, "image") ? ":" : ": ");
+        if (g->n_parts == 0) {
+            puts_(&s, g->content ? g->content : "");
+        } else {
+            for (int k = 0; k < g->n_parts; k++) {
+                const mp_chat_part *q = &g->parts[k];
+                if (!q->type) continue;
+                if (!strcmp(q->type, "image")) puts_(&s, "<image>");
+                else if (!strcmp(q->type, "text") && q->text) puts_(&s, q->text);
+            }
+        }
+        puts_(&s, "<end_of_utterance>\n");
+    }
+    puts_(&s, "Assistant:");
+    if (s.oom) {
+        free(s.p);
+        return mp_errf(err, "prompt: out of memory");
+    }
+    *out = s.p;
+    return 0;
+}
+
+int mp_vlm_chat_prompt(const mp_vlm *m, const char *text, char **out, mp_error *err) {
     mp_chat_part parts[2] = {{"image", NULL}, {"text", text}};
     mp_chat_msg msg = {"user", NULL, parts, 2};
-    mp_chat_params p = mp_chat_default_params();
-    p.add_generation_prompt = 1;
-    return mp_chat_apply(m->chat_template, &msg, 1, &p, out, err);
+    return mp_vlm_render_chat(m, &msg, 1, out, err);
 }
 
 static void image_layout(const mp_vlm *m, sbuf *s, const mp_idefics3_plan *pl) {
@@ -285,4 +318,127 @@ int mp_vlm_items(const mp_vlm *m, const int32_t *ids, int n, const float *image_
         return mp_errf(err, "prompt: %d image tokens for %d image rows", r, n_image_rows);
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- decoder prompts with images */
+
+void mp_vlm_prompt_free(mp_vlm_prompt *p) {
+    free(p->tokens);
+    free(p->embd);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}
+
+void mp_vlm_prompt_to_request(const mp_vlm_prompt *p, mp_gen_request *r) {
+    r->n = p->n;
+    r->tokens = p->tokens;
+    r->embd = p->embd;
+}
+
+int mp_vlm_prompt_assemble(const mp_vlm *m, const char *prompt, const mp_idefics3_plan *plans, int n_images,
+                           const float *image_rows, mp_vlm_prompt *out, mp_error *err) {
+    memset(out, 0, sizeof *out);
+    int32_t *ids = NULL;
+    int n = 0, n_img = 0, rows = 0, tiles = 0;
+    for (int k = 0; k < n_images; k++) tiles += plans[k].n_tiles;
+    rows = tiles * m->vis.image_seq_len;
+    if (mp_vlm_expand_prompt(m, prompt, plans, n_images, &out->text, err) < 0) return -1;
+    if (mp_vlm_tokenize(m, out->text, &ids, &n, &n_img, err) < 0) goto fail;
+    if (n_img != rows) {
+        /* "<image>" written in the text itself, or a layout the tokenizer did not keep whole */
+        mp_errf(err, "prompt: %d <image> tokens for %d image rows (is \"<image>\" in the text?)", n_img, rows);
+        goto fail;
+    }
+    if (mp_vlm_items(m, ids, n, image_rows, rows, &out->tokens, &out->embd, err) < 0) goto fail;
+    free(ids);
+    if (rows == 0) {
+        free(out->embd);
+        out->embd = NULL;
+    }
+    out->n = n;
+    out->n_images = n_images, out->n_tiles = tiles, out->n_image_rows = rows;
+    return 0;
+fail:
+    free(ids);
+    mp_vlm_prompt_free(out);
+    return -1;
+}
+
+int mp_vlm_prompt_from_text(const mp_vlm *m, mp_exec *ex, mp_idefics3_state *vs, const mp_image *const *images,
+                            int n_images, const char *prompt, int split, mp_vlm_prompt *out, mp_error *err) {
+    memset(out, 0, sizeof *out);
+    if (n_images < 0) return mp_errf(err, "prompt: %d images", n_images);
+    const mp_idefics3_vision *v = &m->vis;
+    mp_idefics3_plan *plans = calloc((size_t)n_images + 1, sizeof *plans);
+    float **tiles = calloc((size_t)n_images + 1, sizeof *tiles);
+    float *pix = NULL, *rows = NULL;
+    mp_idefics3_state own = {0};
+    if (!vs) vs = &own;
+    int rc = -1, total = 0;
+    double t0 = now_s();
+    if (!plans || !tiles) {
+        mp_errf(err, "prompt: out of memory");
+        goto done;
+    }
+    for (int k = 0; k < n_images; k++) {
+        mp_error e;
+        if (!images[k] || mp_vlm_preprocess(m, images[k], split, &tiles[k], &plans[k], &e) < 0) {
+            mp_errf(err, "image %d: %s", k, images[k] ? e.msg : "no image");
+            goto done;
+        }
+        total += plans[k].n_tiles;
+    }
+    const size_t per_tile = (size_t)3 * v->proc.tile * v->proc.tile;
+    const size_t per_rows = (size_t)v->image_seq_len * v->n_embd_text;
+    pix = malloc(sizeof(float) * per_tile * (size_t)(total > 0 ? total : 1));
+    rows = malloc(sizeof(float) * per_rows * (size_t)(total > 0 ? total : 1));
+    if (!pix || !rows) {
+        mp_errf(err, "prompt: out of memory for %d tiles", total);
+        goto done;
+    }
+    for (int k = 0, t = 0; k < n_images; k++) {
+        memcpy(pix + (size_t)t * per_tile, tiles[k], sizeof(float) * per_tile * (size_t)plans[k].n_tiles);
+        t += plans[k].n_tiles;
+        free(tiles[k]);
+        tiles[k] = NULL;
+    }
+    double t1 = now_s();
+    mp_idefics3_timing tm = {0};
+    if (total > 0 && mp_idefics3_encode(v, vs, ex, pix, total, rows, &tm, err) < 0) goto done;
+    if (mp_vlm_prompt_assemble(m, prompt, plans, n_images, rows, out, err) < 0) goto done;
+    out->t_preprocess = t1 - t0;
+    out->t_encode = tm.encode;
+    out->t_connector = tm.connector;
+    rc = 0;
+done:
+    if (tiles)
+        for (int k = 0; k < n_images; k++) free(tiles[k]);
+    free(tiles), free(plans), free(pix), free(rows);
+    if (vs == &own) mp_idefics3_state_free(&own, ex);
+    return rc;
+}
+
+int mp_vlm_prompt_from_chat(const mp_vlm *m, mp_exec *ex, mp_idefics3_state *vs, const mp_image *const *images,
+                            int n_images, const mp_chat_msg *msgs, int n_msgs, int split, mp_vlm_prompt *out,
+                            mp_error *err) {
+    memset(out, 0, sizeof *out);
+    char *text = NULL;
+    if (mp_vlm_render_chat(m, msgs, n_msgs, &text, err) < 0) return -1;
+    int rc = mp_vlm_prompt_from_text(m, ex, vs, images, n_images, text, split, out, err);
+    free(text);
+    return rc;
+}
+
+int mp_vlm_prompt_build(const mp_vlm *m, mp_exec *ex, mp_idefics3_state *vs, const mp_image *const *images,
+                        int n_images, const char *text, int split, mp_vlm_prompt *out, mp_error *err) {
+    memset(out, 0, sizeof *out);
+    if (n_images < 0) return mp_errf(err, "prompt: %d images", n_images);
+    mp_chat_part *parts = malloc(sizeof *parts * ((size_t)n_images + 1));
+    if (!parts) return mp_errf(err, "prompt: out of memory");
+    for (int k = 0; k < n_images; k++) parts[k] = (mp_chat_part){"image", NULL};
+    parts[n_images] = (mp_chat_part){"text", text ? text : ""};
+    mp_chat_msg msg = {"user", NULL, parts, n_images + 1};
+    int rc = mp_vlm_prompt_from_chat(m, ex, vs, images, n_images, &msg, 1, split, out, err);
+    free(parts);
+    return rc;
 }

@@ -19,12 +19,14 @@
 #ifndef MP_VLM_H
 #define MP_VLM_H
 
+#include "llm/jinja.h"
 #include "llm/llama.h"
 #include "llm/sample.h"
 #include "llm/tokenizer.h"
 #include "preprocess/image.h"
 #include "preprocess/imgproc.h"
 #include "projector/idefics3.h"
+#include "runtime/engine.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,6 +58,9 @@ int mp_vlm_preprocess(const mp_vlm *m, const mp_image *img, int split, float **t
 
 /* The chat prompt of one user turn: an image, then text. *out is malloc'd. */
 int mp_vlm_chat_prompt(const mp_vlm *m, const char *text, char **out, mp_error *err);
+/* Chat messages rendered with the model's chat template (generation prompt added); a part of type
+ * "image" becomes "<image>". Without a template, SmolVLM's layout is written directly. *out malloc'd. */
+int mp_vlm_render_chat(const mp_vlm *m, const mp_chat_msg *msgs, int n_msgs, char **out, mp_error *err);
 /* Replaces the n_images "<image>" of prompt by the image layouts of the plans (in order). *out malloc'd. */
 int mp_vlm_expand_prompt(const mp_vlm *m, const char *prompt, const mp_idefics3_plan *plans, int n_images,
                          char **out, mp_error *err);
@@ -68,6 +73,53 @@ int mp_vlm_tokenize(const mp_vlm *m, const char *text, int32_t **ids, int *n, in
  * image_rows, n_image_rows rows of n_embd floats) and zeros elsewhere. */
 int mp_vlm_items(const mp_vlm *m, const int32_t *ids, int n, const float *image_rows, int n_image_rows,
                  int32_t **tokens, float **embd, mp_error *err);
+
+/* ---------------------------------------------------------------- decoder prompts with images
+ *
+ * What batch mode (and any other caller) needs to turn images + text into one engine request:
+ *
+ *   mp_vlm_prompt p;
+ *   if (mp_vlm_prompt_build(&vlm, &ex, NULL, imgs, n_imgs, "Describe this image.", -1, &p, &err) < 0) ...;
+ *   mp_gen_request r = {0};
+ *   mp_vlm_prompt_to_request(&p, &r);      // n, tokens, embd
+ *   r.sampling = vlm.sampling; r.max_new = 256; ...
+ *   mp_engine_submit(engine, &r, &err);     // the engine copies the prompt
+ *   mp_vlm_prompt_free(&p);
+ *
+ * The engine must be created over vlm.llm and vlm.tok. Images are decoded frames (mp_image_load, or the
+ * frames of mp_video_load); all their tiles go through the vision tower in batches. */
+
+typedef struct mp_vlm_prompt {
+    int n;                    /* decoder items */
+    int32_t *tokens;          /* [n] (malloc'd): a token id, or -1 where the item is row i of embd */
+    float *embd;              /* [n][n_embd] host F32 (malloc'd): the image rows at their items, zeros
+                               * elsewhere; NULL when the prompt has no images */
+    char *text;               /* the prompt text with the image layouts expanded (malloc'd) */
+    int n_images, n_tiles, n_image_rows;
+    double t_preprocess, t_encode, t_connector; /* seconds spent on the images (prompt_from_text/chat/build) */
+} mp_vlm_prompt;
+
+void mp_vlm_prompt_free(mp_vlm_prompt *p);
+/* Sets r->n, r->tokens, r->embd to p's (the rest of r is left alone). */
+void mp_vlm_prompt_to_request(const mp_vlm_prompt *p, mp_gen_request *r);
+
+/* A prompt text holding one "<image>" per image (chat template already applied), the images' plans and
+ * their connector rows (plans[k].n_tiles * image_seq_len rows of n_embd floats per image, in order). */
+int mp_vlm_prompt_assemble(const mp_vlm *m, const char *prompt, const mp_idefics3_plan *plans, int n_images,
+                           const float *image_rows, mp_vlm_prompt *out, mp_error *err);
+
+/* From decoded images and a prompt text with one "<image>" per image: each image through the processor
+ * (split as in mp_vlm_preprocess), all tiles through the vision tower in batches (vs: a state to reuse
+ * between calls, or NULL), then mp_vlm_prompt_assemble. */
+int mp_vlm_prompt_from_text(const mp_vlm *m, mp_exec *ex, mp_idefics3_state *vs, const mp_image *const *images,
+                            int n_images, const char *prompt, int split, mp_vlm_prompt *out, mp_error *err);
+/* The same from chat messages whose "image" parts mark where the images go (in order). */
+int mp_vlm_prompt_from_chat(const mp_vlm *m, mp_exec *ex, mp_idefics3_state *vs, const mp_image *const *images,
+                            int n_images, const mp_chat_msg *msgs, int n_msgs, int split, mp_vlm_prompt *out,
+                            mp_error *err);
+/* One user turn: the images, then text (what `mmpipe caption` asks). */
+int mp_vlm_prompt_build(const mp_vlm *m, mp_exec *ex, mp_idefics3_state *vs, const mp_image *const *images,
+                        int n_images, const char *text, int split, mp_vlm_prompt *out, mp_error *err);
 
 #ifdef __cplusplus
 }

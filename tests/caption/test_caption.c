@@ -1,14 +1,17 @@
-/* test_caption.c — the captioning pipeline (runtime/caption.h) and `mmpipe caption` on a tiny random
- * SmolVLM written by the test (smolvlm_fixture.h; its per-stage agreement with the PyTorch reference is
- * test_smolvlm_ref's job):
+/* test_caption.c — SmolVLM captioning end to end (runtime/caption.h, runtime/vlm.h) on a tiny random
+ * SmolVLM written by the test in both layouts (smolvlm_fixture.h: HF folder F32, GGUF text + mmproj):
+ *  - against the PyTorch reference (tests/ref/smolvlm_ref.py, from transformers' Idefics3 code): the
+ *    batch-mode prompt (mp_vlm_prompt_build) has the reference's expanded text, token ids and decoder
+ *    logits at every position; the pipeline's greedy captions of two images in one call are the
+ *    reference's greedy tokens (HF and GGUF);
  *  - each image captioned alone == all images in one call (greedy, and seeded sampling): vision batches
- *    that cross image boundaries, more images than decoding slots (queueing), failing files in between;
+ *    that cross image boundaries, more images than decoding slots (queueing), failing files in between,
+ *    with and without the worker thread;
  *  - a missing file and a corrupt PNG fail alone with a message naming the file;
  *  - the caption of an image equals a plain greedy loop over the decoder fed with the same prompt items;
- *  - without the worker thread == with it;
- *  - the CLI: plain "FILE: caption" lines and --json objects carry the library's captions, exit code 1
- *    when a file failed, 0 otherwise; the GGUF text model + mmproj gives the same captions as the HF
- *    folder. */
+ *  - decoded images (frames) give the files' captions; a two-image prompt holds each image's rows as
+ *    alone; the chat layout written without a template == SmolVLM's template.
+ * `test_caption --write-fixture DIR` writes the model for test_caption_cli.sh. */
 #include "test.h"
 
 #include "smolvlm_fixture.h"
@@ -17,7 +20,6 @@
 #include "llm/llama.h"
 #include "runtime/caption.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define N_NEW 10
@@ -79,27 +81,112 @@ static int greedy_direct(const mp_vlm *m, mp_exec *ex, const char *path, int n_n
     return got;
 }
 
-/* runs the CLI; stdout into out (malloc'd); returns the exit code */
-static int run_cli(const char *args, char **out) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/mmpipe caption %s 2>/dev/null", MP_BINARY_DIR, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    size_t k;
-    while ((k = fread(b + n, 1, cap - n - 1, p)) > 0) {
-        n += k;
-        if (n + 1 == cap) b = realloc(b, cap *= 2);
+/* ---- against the PyTorch reference (tests/ref/smolvlm_ref.py): the batch-mode prompt (mp_vlm_prompt_build)
+ * gives the reference's prompt text, token ids and decoder logits at every position; the pipeline's greedy
+ * captions (both images in one call) are the reference's greedy tokens. */
+#define N_REF 6
+static void check_vs_reference(const char *root, const char *hf, const char *const models[2][2]) {
+    mp_error err = {{0}};
+    if (access(MP_PYTHON, X_OK) != 0) {
+        fprintf(stderr, "note: %s not found, reference comparison skipped\n", MP_PYTHON);
+        return;
     }
-    b[n] = 0;
-    *out = b;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    const char *imgs[2] = {mp_fixture("images/chelsea.jpg"), mp_fixture("images/pngsuite/basn6a08.png")};
+    char cmd[8192], pre[1200];
+    snprintf(cmd, sizeof cmd, "%s %s/tests/ref/smolvlm_ref.py %s %s/ref %d '%s' %s %s", MP_PYTHON, MP_SOURCE_DIR, hf, root,
+             N_REF, MP_CAPTION_DEFAULT_PROMPT, imgs[0], imgs[1]);
+    int rc = system(cmd);
+    CHECKF(rc == 0, "smolvlm_ref.py failed (%d)", rc);
+    if (rc) return;
+    mp_threadpool *tp = mp_threadpool_create(2);
+    mp_exec ex;
+    CHECK(mp_exec_init(&ex, MP_BACKEND_CPU, tp, (size_t)32 << 20, &err) == 0);
+    for (int l = 0; l < 2; l++) {
+        const char *what = l ? "gguf" : "hf";
+        mp_vlm m;
+        if (mp_vlm_load(&m, models[l][0], models[l][1], &ex, &err) < 0) {
+            CHECKF(0, "%s: %s", what, err.msg);
+            continue;
+        }
+        const int V = m.llm.cfg.n_vocab;
+        mp_idefics3_state vs = {0};
+        for (int i = 0; i < 2; i++) {
+            size_t nb = 0;
+            mp_image img;
+            CHECKF(mp_image_load(imgs[i], NULL, &img, &err) == 0, "%s", err.msg);
+            const mp_image *one = &img;
+            mp_vlm_prompt vp;
+            rc = mp_vlm_prompt_build(&m, &ex, &vs, &one, 1, MP_CAPTION_DEFAULT_PROMPT, -1, &vp, &err);
+            mp_image_free(&img);
+            CHECKF(rc == 0, "%s: %s", what, err.msg);
+            if (rc) continue;
+            snprintf(pre, sizeof pre, "%s/ref.%d.prompt", root, i);
+            char *rtext = mp_test_read_file(pre, &nb);
+            CHECKF(rtext && !strcmp(rtext, vp.text), "%s image %d: expanded prompt differs", what, i);
+            free(rtext);
+            snprintf(pre, sizeof pre, "%s/ref.%d.ids", root, i);
+            int32_t *rids = mp_test_read_file(pre, &nb);
+            int same = rids && (int)(nb / 4) == vp.n, img_rows = 0;
+            for (int k = 0; same && k < vp.n; k++) {
+                if (vp.tokens[k] < 0) img_rows++;
+                same = vp.tokens[k] >= 0 ? vp.tokens[k] == rids[k] : rids[k] == m.id_image;
+            }
+            CHECKF(same && img_rows == vp.n_image_rows && vp.n_images == 1, "%s image %d: prompt items differ", what, i);
+            free(rids);
+            /* the decoder over the request's items, logits at every position */
+            mp_kvcache kv;
+            mp_llama_state ls = {0};
+            float *lg = malloc(sizeof(float) * (size_t)V * vp.n);
+            CHECK(mp_llama_kvcache_init(&m.llm, &kv, &ex, 1, vp.n + 4, 0, 16, &err) == 0);
+            int sq = mp_kvcache_seq_new(&kv, &err);
+            mp_llama_seq q = {sq, vp.n, vp.tokens, vp.embd, NULL, 2, lg};
+            CHECKF(mp_llama_forward(&m.llm, &ls, &kv, &ex, &q, 1, &err) == 0, "%s", err.msg);
+            snprintf(pre, sizeof pre, "%s/ref.%d.logits", root, i);
+            float *ref = mp_test_read_file(pre, &nb);
+            if (ref && nb == sizeof(float) * (size_t)V * vp.n) {
+                double e = mp_test_rel_err(lg, ref, (size_t)V * vp.n);
+                CHECKF(e < 2e-5, "%s image %d: decoder logits differ from the reference: %.3g", what, i, e);
+            } else {
+                CHECKF(0, "%s image %d: reference logits missing or of another size", what, i);
+            }
+            free(ref), free(lg);
+            mp_llama_state_free(&ls, &ex);
+            mp_kvcache_free(&kv, &ex);
+            mp_vlm_prompt_free(&vp);
+        }
+        mp_idefics3_state_free(&vs, &ex);
+        /* the pipeline: both images in one call, greedy, N_REF tokens each */
+        mp_caption_params p = mp_caption_default_params(&m);
+        p.max_new = N_REF;
+        p.ignore_eos = 1;
+        p.vision_tiles = 4;
+        mp_caption_result res[2];
+        CHECKF(mp_caption_run(&m, &ex, imgs, 2, &p, res, NULL, &err) == 0, "%s", err.msg);
+        for (int i = 0; i < 2; i++) {
+            snprintf(pre, sizeof pre, "%s/ref.%d.greedy", root, i);
+            FILE *f = fopen(pre, "r");
+            int32_t want[N_REF];
+            for (int k = 0; k < N_REF; k++) want[k] = f && fscanf(f, "%d", &want[k]) == 1 ? want[k] : -1;
+            if (f) fclose(f);
+            CHECKF(res[i].ok && res[i].n_tokens == N_REF && !memcmp(res[i].tokens, want, sizeof want),
+                   "%s image %d: pipeline greedy tokens differ from the reference (%s)", what, i, res[i].error);
+        }
+        free_results(res, 2);
+        mp_vlm_free(&m, &ex);
+    }
+    mp_exec_free(&ex);
+    mp_threadpool_free(tp);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     mp_error err = {{0}};
+    if (argc == 3 && !strcmp(argv[1], "--write-fixture")) { /* for test_caption_cli.sh */
+        if (fx_write_all(&fx_tiny, argv[2], 0xca9710ull, 0, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        return 0;
+    }
     if (access(mp_fixture(FX_REAL "/config.json"), R_OK) != 0) {
         fprintf(stderr, "skip: %s not found\n", mp_fixture(FX_REAL "/config.json"));
         return MP_TEST_SKIP;
@@ -110,6 +197,9 @@ int main(void) {
     snprintf(hf, sizeof hf, "%s/hf", root);
     snprintf(gg, sizeof gg, "%s/text.gguf", root);
     snprintf(mm, sizeof mm, "%s/mmproj.gguf", root);
+    const char *const models[2][2] = {{hf, NULL}, {gg, mm}};
+    check_vs_reference(root, hf, models);
+
     mp_threadpool *tp = mp_threadpool_create(2);
     mp_exec ex;
     CHECK(mp_exec_init(&ex, MP_BACKEND_CPU, tp, (size_t)32 << 20, &err) == 0);
@@ -198,65 +288,65 @@ int main(void) {
         free_results(all, N);
     }
 
-    /* ---- the CLI */
+    /* ---- decoded images (e.g. video frames) instead of files: the same captions */
     {
-        char args[6000], *out = NULL;
-        int w = snprintf(args, sizeof args, "-m %s -n %d -t 2", hf, N_NEW);
-        for (int i = 0; i < N; i++) w += snprintf(args + w, sizeof args - (size_t)w, " %s", files[i]);
-        int code = run_cli(args, &out);
-        CHECK_EQ_INT(code, 1); /* two files failed */
-        /* plain: "FILE: caption" lines for the images that worked, in order */
-        char *p_ = out;
-        for (int i = 0; i < N && out; i++) {
-            if (bad[i]) continue;
-            char want[3000];
-            snprintf(want, sizeof want, "%s: %s\n", files[i], alone[i].text);
-            CHECKF(!strncmp(p_, want, strlen(want)), "CLI line %d: '%.200s' wanted '%s'", i, p_, want);
-            p_ = strstr(p_, want) ? strstr(p_, want) + strlen(want) : p_;
+        mp_image im[2];
+        const int pick[2] = {0, 6};
+        const mp_image *ptr[2];
+        for (int k = 0; k < 2; k++) {
+            CHECK(mp_image_load(files[pick[k]], NULL, &im[k], &err) == 0);
+            ptr[k] = &im[k];
         }
-        free(out);
-        /* --json through the GGUF layout: one object per image, errors included */
-        w = snprintf(args, sizeof args, "-m %s --mmproj %s -n %d --json", gg, mm, N_NEW);
-        for (int i = 0; i < N; i++) w += snprintf(args + w, sizeof args - (size_t)w, " %s", files[i]);
-        code = run_cli(args, &out);
-        CHECK_EQ_INT(code, 1);
-        char *line = out, *save = NULL;
-        int k = 0;
-        for (char *l = strtok_r(line, "\n", &save); l; l = strtok_r(NULL, "\n", &save), k++) {
-            cJSON *j = cJSON_Parse(l);
-            CHECKF(j != NULL, "bad JSON line '%s'", l);
-            if (!j || k >= N) {
-                cJSON_Delete(j);
-                continue;
-            }
-            const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "file"), *cap = cJSON_GetObjectItemCaseSensitive(j, "text"),
-                        *er = cJSON_GetObjectItemCaseSensitive(j, "error"), *tk = cJSON_GetObjectItemCaseSensitive(j, "tokens");
-            CHECK(cJSON_IsString(f) && !strcmp(f->valuestring, files[k]));
-            if (bad[k]) {
-                CHECK(cJSON_IsString(er) && strstr(er->valuestring, files[k]) && !cap);
-            } else {
-                CHECKF(cJSON_IsString(cap) && !strcmp(cap->valuestring, alone[k].text), "gguf json %d: '%s' vs '%s'", k,
-                       cJSON_IsString(cap) ? cap->valuestring : "?", alone[k].text);
-                CHECK(cJSON_IsNumber(tk) && tk->valueint == alone[k].n_tokens);
-                CHECK(cJSON_GetObjectItemCaseSensitive(j, "timings") != NULL);
-            }
-            cJSON_Delete(j);
+        mp_caption_result r2[2];
+        CHECKF(mp_caption_run_images(&m, &ex, ptr, 2, &p, r2, NULL, &err) == 0, "%s", err.msg);
+        for (int k = 0; k < 2; k++)
+            CHECKF(r2[k].ok && alone[pick[k]].ok && !strcmp(r2[k].text, alone[pick[k]].text),
+                   "decoded image %d: '%s' vs '%s'", k, r2[k].text ? r2[k].text : r2[k].error, alone[pick[k]].text);
+        free_results(r2, 2);
+
+        /* two images in one prompt: both layouts, each image's rows as when it is alone */
+        mp_vlm_prompt two, one;
+        CHECKF(mp_vlm_prompt_build(&m, &ex, NULL, ptr, 2, "Compare them.", -1, &two, &err) == 0, "%s", err.msg);
+        CHECKF(mp_vlm_prompt_build(&m, &ex, NULL, ptr + 1, 1, "Compare them.", -1, &one, &err) == 0, "%s", err.msg);
+        const int rows0 = alone[0].n_tiles * m.vis.image_seq_len, rows1 = alone[6].n_tiles * m.vis.image_seq_len;
+        CHECK(two.n_images == 2 && two.n_image_rows == rows0 + rows1 && one.n_image_rows == rows1);
+        CHECK(two.text && strstr(two.text, "<global-img>") && strstr(strstr(two.text, "<global-img>") + 1, "<global-img>"));
+        const int D = m.llm.cfg.n_embd;
+        int k1 = 0, k2 = 0, seen = 0, same = 1;
+        for (int i = 0; i < two.n; i++) { /* image rows of the second image in `two` vs in `one` */
+            if (two.tokens[i] >= 0 || seen++ < rows0) continue;
+            while (k1 < one.n && one.tokens[k1] >= 0) k1++;
+            if (k1 == one.n || memcmp(two.embd + (size_t)i * D, one.embd + (size_t)k1 * D, sizeof(float) * D)) same = 0;
+            k1++, k2++;
         }
-        CHECK_EQ_INT(k, N);
-        free(out);
-        /* all good files: exit code 0; --no-split: one tile each */
-        snprintf(args, sizeof args, "-m %s -n 4 --no-split --json %s %s", hf, files[0], files[3]);
-        code = run_cli(args, &out);
-        CHECK_EQ_INT(code, 0);
-        CHECK(out && strstr(out, "\"tiles\":1") && !strstr(out, "\"tiles\":13"));
-        free(out);
-        /* usage errors */
-        CHECK(run_cli("", &out) != 0);
-        free(out);
-        snprintf(args, sizeof args, "-m %s", gg);
-        CHECK(run_cli(args, &out) != 0);
-        free(out);
+        CHECKF(same && k2 == rows1, "second image's rows differ between a one- and a two-image prompt");
+        mp_vlm_prompt_free(&two), mp_vlm_prompt_free(&one);
+        /* "<image>" typed in the text: a clear error */
+        CHECK(mp_vlm_prompt_build(&m, &ex, NULL, ptr, 1, "what is <image>?", -1, &one, &err) < 0 && err.msg[0]);
+        for (int k = 0; k < 2; k++) mp_image_free(&im[k]);
     }
+
+    /* ---- chat messages: without a template, SmolVLM's layout written directly == the real template */
+    {
+        mp_chat_part u1[2] = {{"image", NULL}, {"text", "What is this?"}}, u2[3] = {{"text", "And "}, {"image", NULL}, {"text", "?"}};
+        mp_chat_msg msgs[4] = {{"system", "Be brief.", NULL, 0}, {"user", NULL, u1, 2}, {"assistant", "A cat.", NULL, 0},
+                               {"user", NULL, u2, 3}};
+        mp_chat_part a1 = {"text", "A cat."}, s1 = {"text", "Be brief."};
+        mp_chat_msg tm_msgs[4] = {{"system", NULL, &s1, 1}, msgs[1], {"assistant", NULL, &a1, 1}, msgs[3]};
+        char *with = NULL, *without = NULL;
+        CHECKF(mp_vlm_render_chat(&m, tm_msgs, 4, &with, &err) == 0, "%s", err.msg);
+        char *keep = m.chat_template;
+        m.chat_template = NULL;
+        CHECK(mp_vlm_render_chat(&m, tm_msgs, 4, &without, &err) == 0);
+        CHECKF(with && without && !strcmp(with, without), "fallback chat layout '%s' vs template '%s'", without, with);
+        free(without);
+        without = NULL;
+        CHECK(mp_vlm_render_chat(&m, msgs, 4, &without, &err) == 0); /* plain string contents */
+        CHECKF(with && without && !strcmp(with, without), "fallback (string contents) '%s' vs '%s'", without, with);
+        m.chat_template = keep;
+        free(with), free(without);
+    }
+
     free_results(alone, N);
     mp_vlm_free(&m, &ex);
     mp_exec_free(&ex);
