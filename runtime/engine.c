@@ -13,7 +13,8 @@ typedef struct eseq {
     char *stop_buf;
     int32_t *tokens;            /* [n] prompt ids (-1 for embedding rows) */
     float *embd;                /* [n][n_embd] host rows, or NULL */
-    int32_t *pos;               /* [n] explicit positions, or NULL */
+    int32_t *pos;               /* [n][ps] explicit positions, or NULL */
+    int ps;                     /* position streams per item: 1, or 4 for an M-RoPE model */
     int n_prompt, n_fed;        /* prompt items fed to the model so far */
     int kv_seq;
     int need;                   /* KV tokens reserved: prompt + max_new */
@@ -22,6 +23,7 @@ typedef struct eseq {
     mp_detok dt;
     int32_t last_tok;           /* generated token to feed next */
     int32_t cur_pos;            /* its explicit position (when pos != NULL) */
+    int32_t cur_pos4[4];        /* the same in every stream (ps == 4) */
     float *logits;              /* host [n_vocab] */
     int want_logits;            /* this step */
     /* output */
@@ -212,10 +214,15 @@ int mp_engine_submit(mp_engine *e, const mp_gen_request *r, mp_error *err) {
         if (!s->embd) goto oom;
         memcpy(s->embd, r->embd, (size_t)r->n * (size_t)c->n_embd * sizeof(float));
     }
-    if (!bad && r->pos) {
-        s->pos = malloc((size_t)r->n * sizeof(int32_t));
+    s->ps = mp_llama_mrope(c) ? 4 : 1;
+    if (!bad && r->pos4 && s->ps != 4) bad = "positions in 4 streams (M-RoPE) for a model without M-RoPE";
+    if (!bad && (r->pos || r->pos4)) {
+        s->pos = malloc((size_t)r->n * (size_t)s->ps * sizeof(int32_t));
         if (!s->pos) goto oom;
-        memcpy(s->pos, r->pos, (size_t)r->n * sizeof(int32_t));
+        if (r->pos4) memcpy(s->pos, r->pos4, (size_t)r->n * 4 * sizeof(int32_t));
+        else /* one stream given: the same position in every stream */
+            for (int i = 0; i < r->n; i++)
+                for (int k = 0; k < s->ps; k++) s->pos[(size_t)i * s->ps + k] = r->pos[i];
         s->cur_pos = r->next_pos;
     }
     /* own copies of the stop strings */
@@ -363,7 +370,8 @@ int mp_engine_step(mp_engine *e, mp_error *err) {
         if (s->n_fed == s->n_prompt) { /* decode */
             q->n = 1;
             q->tokens = &s->last_tok;
-            q->pos = s->pos ? &s->cur_pos : NULL;
+            for (int j = 0; j < 4; j++) s->cur_pos4[j] = s->cur_pos;
+            q->pos = s->pos ? (s->ps == 4 ? s->cur_pos4 : &s->cur_pos) : NULL;
             q->logits = 1;
             s->want_logits = 1;
             nb++;
@@ -375,7 +383,7 @@ int mp_engine_step(mp_engine *e, mp_error *err) {
         budget -= chunk;
         q->n = chunk;
         q->tokens = s->tokens + s->n_fed;
-        q->pos = s->pos ? s->pos + s->n_fed : NULL;
+        q->pos = s->pos ? s->pos + (size_t)s->n_fed * s->ps : NULL;
         q->logits = s->n_fed + chunk == s->n_prompt ? 1 : 0;
         s->want_logits = q->logits;
         if (s->embd) { /* the forward reads row j of embd for item j of this chunk */

@@ -28,7 +28,11 @@ typedef struct mp_gen_request {
     const int32_t *tokens;
     const float *embd;
     const int32_t *pos;          /* explicit RoPE positions [n], or NULL for 0..n-1 */
-    int32_t next_pos;            /* with explicit positions: the position of the first generated token */
+    const int32_t *pos4;         /* M-RoPE models (Qwen2-VL): explicit positions in 4 streams [n][4] (t, h, w,
+                                  * extra), or NULL; wins over pos. A model without M-RoPE rejects it. */
+    int32_t next_pos;            /* with explicit positions (pos or pos4): the position of the first generated
+                                  * token; generated tokens advance every stream by 1 (transformers'
+                                  * cache_position + rope_deltas) */
     mp_sampler_params sampling;
     int max_new;                 /* > 0 */
     const char *stop[MP_MAX_STOP];

@@ -6,7 +6,7 @@ models/qwen2_5_vl/modeling_qwen2_5_vl.py): PatchEmbed (nn.Conv3d), VisionRotaryE
 apply_rotary_pos_emb_vision, VisionAttention over cu_seqlens, Qwen2VLVisionBlock (LayerNorm, quick_gelu
 MLP), Qwen2_5_VLVisionBlock (Qwen2RMSNorm, SiLU-gated MLP with biases), get_window_index and the window
 reordering / argsort, PatchMerger / Qwen2_5_VLPatchMerger, get_rope_index (3-D M-RoPE position ids with
-second_per_grid_ts * tokens_per_second for Qwen2.5-VL, cast as the published code casts it) and the
+second_per_grid_ts * tokens_per_second for Qwen2.5-VL, fractional seconds as transformers >= 4.52 and vLLM compute them) and the
 masked_scatter of the vision rows into the input embeddings. The Qwen2 decoder with M-RoPE is
 tests/ref/llama_ref.py's forward (written from the same code), fed the vision rows as extra rows of
 its embedding table. Everything in float64.
@@ -24,7 +24,8 @@ usage:
       (output of the last block in the original patch order), merged.f32 (the vision tower's output),
       and for Qwen2.5-VL winidx.i32 / cuwin.i32 (window index and cu_window_seqlens, per item); with
       tokens: pos.i32 ([3][T]), delta.txt (rope delta), logits.f32 (the last K rows, [K][V]) and
-      greedy.txt (N greedy ids continuing the prompt, as generate() does with the rope deltas).
+      greedy.txt (N greedy ids continuing the prompt, as generate() does with the rope deltas) with
+      greedy_top5.f32 ([N][5]: the 5 largest log-probabilities at each of those steps).
 """
 import json
 import os
@@ -357,9 +358,13 @@ def get_rope_index(cfg, input_ids, image_grid_thw, video_grid_thw, second_per_gr
         st_idx = llm_pos_ids_list[-1].max() + 1 if len(llm_pos_ids_list) > 0 else 0
         llm_pos_ids_list.append(torch.arange(text_len).view(1, -1).expand(3, -1) + st_idx)
         if v25:
+            # transformers >= 4.52 (and vLLM): the seconds stay fractional; the int64 index tensor times a
+            # Python float is a float32 tensor, truncated by .long() (older releases cast second_per_grid_t
+            # to int64 first, which turned 0.5 s into 0)
+            if torch.is_tensor(second_per_grid_t):
+                second_per_grid_t = second_per_grid_t.detach().item()
             range_tensor = torch.arange(llm_grid_t).view(-1, 1)
             expanded_range = range_tensor.expand(-1, llm_grid_h * llm_grid_w)
-            second_per_grid_t = torch.as_tensor(second_per_grid_t, dtype=range_tensor.dtype)
             time_tensor = expanded_range * second_per_grid_t * cfg["vision_config"]["tokens_per_second"]
             t_index = time_tensor.long().flatten()
         else:
@@ -410,7 +415,8 @@ def run(mdir, io):
         return 0
     image_grids = [g for g, it in zip(grids, items) if it["kind"] == "image"]
     video_grids = [g for g, it in zip(grids, items) if it["kind"] == "video"]
-    spg = [it.get("second_per_grid", 1.0) for it in items if it["kind"] == "video"]
+    # the processor hands second_per_grid_ts over as a float32 tensor
+    spg = torch.tensor([it.get("second_per_grid", 1.0) for it in items if it["kind"] == "video"], dtype=torch.float32)
     pos, delta = get_rope_index(cfg, tokens, image_grids, video_grids, spg if v25 else None, v25)
     write(os.path.join(io, "pos.i32"), pos, "<i4")
     with open(os.path.join(io, "delta.txt"), "w") as f:
@@ -448,13 +454,17 @@ def run(mdir, io):
     with torch.no_grad():
         logits = llama_ref.forward(cfg, W2, ids, pos3)
         write(os.path.join(io, "logits.f32"), logits[-K:], "<f4")
-        seq, greedy = list(ids), []
+        seq, greedy, top = list(ids), [], []
         for _ in range(inp.get("n_greedy", 0)):
-            nxt = int(torch.argmax(llama_ref.forward(cfg, W2, seq, pos3)[-1]))
+            last = llama_ref.forward(cfg, W2, seq, pos3)[-1]
+            top.append(torch.topk(torch.log_softmax(last, dim=-1), 5).values)
+            nxt = int(torch.argmax(last))
             greedy.append(nxt)
             seq.append(nxt)
             nxp = len(seq) - 1 + delta  # cache_position + rope_deltas, as generate() continues
             pos3 = [s + [nxp] for s in pos3]
+    if top:
+        write(os.path.join(io, "greedy_top5.f32"), torch.stack(top), "<f4")
     with open(os.path.join(io, "greedy.txt"), "w") as f:
         f.write(" ".join(str(t) for t in greedy) + "\n")
     return 0

@@ -162,10 +162,6 @@ int main(void) {
     run_variant(dir, "qwen2vl", 11, 0);
     run_variant(dir, "qwen2vl", 11, 1);
     run_variant(dir, "qwen25vl", 12, 0);
-    if (!mp_test_failures) {
-        char cmd[1100];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    }
+    vt_cleanup(dir);
     return mp_test_result("test_qwen2vl_vit");
 }

@@ -28,6 +28,17 @@ static const char *vt_tmpdir(const char *name) {
     return dir;
 }
 
+/* removes the scratch folder when every check passed (kept for a look otherwise) */
+static void vt_cleanup(const char *dir) {
+    if (mp_test_failures) {
+        fprintf(stderr, "scratch files kept in %s\n", dir);
+        return;
+    }
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* 0 when the python reference can run, else prints why and returns MP_TEST_SKIP */
 static int vt_python_ok(void) {
     if (access(MP_PYTHON, X_OK) != 0) {
@@ -95,7 +106,7 @@ static int vt_write(const char *dir, const char *name, const void *data, size_t 
 }
 
 /* n synthetic w x h RGB frames: moving gradients, different per frame */
-static void vt_frames(mp_image *fr, int n, int w, int h) {
+static inline void vt_frames(mp_image *fr, int n, int w, int h) {
     for (int k = 0; k < n; k++) {
         mp_image_alloc(&fr[k], w, h, NULL);
         for (int y = 0; y < h; y++)
@@ -109,7 +120,7 @@ static void vt_frames(mp_image *fr, int n, int w, int h) {
 }
 
 /* one image or video through the model's processor: patches malloc'd, grid filled */
-static float *vt_preprocess(const mp_qwen2vl_vit *m, const mp_image *frames, int n, mp_qwen2vl_grid *g) {
+static inline float *vt_preprocess(const mp_qwen2vl_vit *m, const mp_image *frames, int n, mp_qwen2vl_grid *g) {
     mp_qwen2vl_plan plan;
     mp_error err;
     if (mp_qwen2vl_plan_for(frames[0].w, frames[0].h, n, &m->proc, &plan, &err) < 0) {
@@ -131,7 +142,7 @@ static float *vt_preprocess(const mp_qwen2vl_vit *m, const mp_image *frames, int
 /* What convert_hf_to_gguf.py's Qwen2VLVisionModel writes for the vision tower of the HF folder (F32 tensors):
  * qkv split into attn_q/k/v, the Conv3d weight split into one Conv2d weight per temporal tap, llama.cpp
  * names and clip.* keys (including Qwen2-VL's feed_forward_length = the text width, as the converter sets it). */
-static int vt_write_mmproj(const mp_qwen2vl_vit *m, const char *hf_dir, const char *path) {
+static inline int vt_write_mmproj(const mp_qwen2vl_vit *m, const char *hf_dir, const char *path) {
     mp_weights *w = NULL;
     mp_error err;
     if (mp_weights_open(&w, hf_dir, &err) < 0) {
