@@ -31,6 +31,28 @@ static void on_done(void *ctx, const mp_gen_result *r) {
     if (!r->ok) fprintf(stderr, "request %d: %s\n", q, r->error);
 }
 
+/* the last K_LOGITS rows of logits for the request's prompt, fed in two calls (all but the last K items,
+ * then K with logits) */
+static int last_logits(const mp_vqa *v, mp_exec *ex, const mp_vqa_request *r, float *lg) {
+    mp_error err;
+    mp_kvcache kv;
+    mp_llama_state st;
+    memset(&st, 0, sizeof st);
+    if (mp_llama_kvcache_init(&v->llm, &kv, ex, 1, r->n + 16, 0, 0, &err) < 0) return -1;
+    int seq = mp_kvcache_seq_new(&kv, &err), rc = 0;
+    const int a = r->n - K_LOGITS;
+    const size_t O = (size_t)v->llm.cfg.n_embd;
+    mp_llama_seq s1 = {seq, a, r->tokens, r->embd, r->pos4, 0, NULL};
+    mp_llama_seq s2 = {seq, K_LOGITS, r->tokens + a, r->embd + (size_t)a * O, r->pos4 + (size_t)a * 4, 2, lg};
+    if (mp_llama_forward(&v->llm, &st, &kv, ex, &s1, 1, &err) < 0 || mp_llama_forward(&v->llm, &st, &kv, ex, &s2, 1, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        rc = -1;
+    }
+    mp_llama_state_free(&st, ex);
+    mp_kvcache_free(&kv, ex);
+    return rc;
+}
+
 static void run_case(mp_vqa *v, mp_exec *ex, const char *mdir, const char *io, const char *media, double fps,
                      int expect_video, int expect_frames) {
     fprintf(stderr, "-- %s (fps %g)\n", media, fps);
@@ -126,21 +148,10 @@ static void run_case(mp_vqa *v, mp_exec *ex, const char *mdir, const char *io, c
 
     /* decoder logits: the prompt in two calls (all but the last K items, then K with logits) */
     {
-        mp_kvcache kv;
-        mp_llama_state st;
-        memset(&st, 0, sizeof st);
-        CHECK(mp_llama_kvcache_init(&v->llm, &kv, ex, 1, r.n + 16, 0, 0, &err) == 0);
-        int seq = mp_kvcache_seq_new(&kv, &err);
         float *lg = malloc(sizeof(float) * (size_t)(K_LOGITS * V));
-        const int a = r.n - K_LOGITS;
-        mp_llama_seq s1 = {seq, a, r.tokens, r.embd, r.pos4, 0, NULL};
-        mp_llama_seq s2 = {seq, K_LOGITS, r.tokens + a, r.embd + (size_t)a * O, r.pos4 + (size_t)a * 4, 2, lg};
-        CHECK(mp_llama_forward(&v->llm, &st, &kv, ex, &s1, 1, &err) == 0);
-        CHECK(mp_llama_forward(&v->llm, &st, &kv, ex, &s2, 1, &err) == 0);
+        CHECK(last_logits(v, ex, &r, lg) == 0);
         vt_check_close(io, "logits.f32", lg, K_LOGITS * V, 1e-4, "decoder logits (last rows)");
         free(lg);
-        mp_llama_state_free(&st, ex);
-        mp_kvcache_free(&kv, ex);
     }
 
     /* greedy through the engine, batched with a second question on the cached features */
@@ -213,6 +224,57 @@ out:
     mp_vqa_request_free(&r);
 }
 
+/* The same model as llama.cpp files (text GGUF, arch qwen2vl, with the vocabulary and chat template; mmproj
+ * GGUF for the vision tower): the same prompt items, positions and vision rows, and the same logits, bit for bit. */
+static void gguf_case(mp_vqa *v, mp_exec *ex, const char *mdir, const char *tmp, const char *variant, const char *media,
+                      double fps) {
+    char tp[1200], gp[1200];
+    snprintf(tp, sizeof tp, "%s/%s-text.gguf", tmp, variant);
+    snprintf(gp, sizeof gp, "%s/%s-mmproj.gguf", tmp, variant);
+    fprintf(stderr, "-- GGUF text + mmproj\n");
+    if (vt_write_text_gguf(mdir, tp) != 0 || vt_write_mmproj(&v->vit, mdir, gp) != 0) {
+        CHECK(0);
+        return;
+    }
+    mp_error err;
+    mp_vqa g;
+    if (mp_vqa_load(&g, tp, gp, ex, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        CHECK(0);
+        return;
+    }
+    CHECK(memcmp(g.llm.cfg.rope_sections, v->llm.cfg.rope_sections, sizeof g.llm.cfg.rope_sections) == 0);
+    CHECK(g.chat_template != NULL);
+    CHECK_EQ_INT(g.vit.cfg.variant, v->vit.cfg.variant);
+    CHECK(memcmp(g.vit.proc.norm.mean, v->vit.proc.norm.mean, sizeof g.vit.proc.norm.mean) == 0);
+    /* an mmproj has no pixel limits (llama.cpp keeps its own): the processor's defaults apply; use the tiny
+     * folder's smaller ones so both see the same patches */
+    g.vit.proc.min_pixels = v->vit.proc.min_pixels, g.vit.proc.max_pixels = v->vit.proc.max_pixels;
+    mp_vqa_opts o = mp_vqa_default_opts();
+    o.fps = fps;
+    mp_vqa_request a, b;
+    memset(&b, 0, sizeof b);
+    if (mp_vqa_request_build(v, ex, media, &o, "What is happening here?", &a, &err) < 0 ||
+        mp_vqa_request_build(&g, ex, media, &o, "What is happening here?", &b, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        CHECK(0);
+    } else {
+        const size_t O = (size_t)v->llm.cfg.n_embd, V = (size_t)v->llm.cfg.n_vocab;
+        CHECK_EQ_INT(a.n, b.n);
+        CHECK(a.n == b.n && memcmp(a.ids, b.ids, sizeof(int32_t) * (size_t)a.n) == 0);
+        CHECK(a.n == b.n && memcmp(a.pos4, b.pos4, sizeof(int32_t) * 4 * (size_t)a.n) == 0);
+        CHECK(a.n == b.n && memcmp(a.embd, b.embd, sizeof(float) * O * (size_t)a.n) == 0);
+        CHECK_EQ_INT(a.req.next_pos, b.req.next_pos);
+        float *la = malloc(sizeof(float) * K_LOGITS * V), *lb = malloc(sizeof(float) * K_LOGITS * V);
+        CHECK(last_logits(v, ex, &a, la) == 0 && last_logits(&g, ex, &b, lb) == 0);
+        CHECK(memcmp(la, lb, sizeof(float) * K_LOGITS * V) == 0);
+        free(la), free(lb);
+    }
+    mp_vqa_request_free(&a);
+    mp_vqa_request_free(&b);
+    mp_vqa_free(&g, ex);
+}
+
 static void run_variant(const char *tmp, const char *variant, int seed, double fps) {
     fprintf(stderr, "== %s\n", variant);
     char mdir[1100], io[1200];
@@ -239,6 +301,7 @@ static void run_variant(const char *tmp, const char *variant, int seed, double f
     run_case(&v, &ex, mdir, io, mp_fixture("video/testsrc2_320x240_24fps_2s_mjpeg_pcm.avi"), fps, 1, (int)(2 * fps));
     CHECK_EQ_INT(v.stats.n_encoded, 2);
     CHECK_EQ_INT(v.stats.n_cache_hits, 2);
+    gguf_case(&v, &ex, mdir, tmp, variant, mp_fixture("video/testsrc2_320x240_24fps_2s_mjpeg_pcm.avi"), fps);
     /* an audio-only file is a clear error */
     {
         mp_vqa_request r;

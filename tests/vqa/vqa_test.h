@@ -7,11 +7,14 @@
 #include "test.h"
 
 #include "encoders/qwen2vl_vit.h"
+#include "llm/jinja.h"
 #include "models/gguf.h"
+#include "models/mmap.h"
 #include "models/weights.h"
 #include "preprocess/image.h"
 #include "preprocess/imgproc.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -237,6 +240,134 @@ static inline int vt_write_mmproj(const mp_qwen2vl_vit *m, const char *hf_dir, c
     }
     for (int i = 0; i < nk; i++) free(keep[i]);
     mp_gguf_writer_free(g);
+    mp_weights_free(w);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- llama.cpp text GGUF from the HF folder */
+
+static cJSON *vt_json(const char *dir, const char *name) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    size_t n = 0;
+    char *b = mp_test_read_file(p, &n);
+    cJSON *j = b ? cJSON_ParseWithLength(b, n) : NULL;
+    free(b);
+    return j;
+}
+
+/* What convert_hf_to_gguf.py's Qwen2VLModel writes for the text side of the HF folder (F32 tensors): arch
+ * qwen2vl with rope.dimension_sections, llama.cpp tensor names, and the byte-level BPE vocabulary (gpt2 model,
+ * qwen2 pre-tokenizer, vocab.json + added tokens, padding up to vocab_size as [PAD<id>], merges) and the chat
+ * template in the tokenizer.* keys. */
+static inline int vt_write_text_gguf(const char *hf_dir, const char *path) {
+    mp_weights *w = NULL;
+    mp_error err;
+    cJSON *cfg = vt_json(hf_dir, "config.json"), *vocab = vt_json(hf_dir, "vocab.json");
+    cJSON *tcfg = vt_json(hf_dir, "tokenizer_config.json");
+    char mp[1200], *merges = NULL, *tmpl = NULL;
+    size_t mlen = 0;
+    snprintf(mp, sizeof mp, "%s/merges.txt", hf_dir);
+    merges = mp_test_read_file(mp, &mlen);
+    if (!cfg || !vocab || !tcfg || !merges || mp_weights_open(&w, hf_dir, &err) < 0 ||
+        mp_chat_template_load_hf(hf_dir, &tmpl, &err) < 0) {
+        fprintf(stderr, "vt_write_text_gguf: cannot read %s\n", hf_dir);
+        cJSON_Delete(cfg), cJSON_Delete(vocab), cJSON_Delete(tcfg), free(merges), free(tmpl);
+        if (w) mp_weights_free(w);
+        return -1;
+    }
+#define CI(k) (cJSON_GetObjectItem(cfg, k) ? cJSON_GetObjectItem(cfg, k)->valuedouble : 0)
+    const int V = (int)CI("vocab_size");
+    mp_gguf_writer *g = mp_gguf_writer_new();
+    mp_gguf_set_str(g, "general.architecture", "qwen2vl");
+    mp_gguf_set_u32(g, "qwen2vl.block_count", (uint32_t)CI("num_hidden_layers"));
+    mp_gguf_set_u32(g, "qwen2vl.context_length", (uint32_t)CI("max_position_embeddings"));
+    mp_gguf_set_u32(g, "qwen2vl.embedding_length", (uint32_t)CI("hidden_size"));
+    mp_gguf_set_u32(g, "qwen2vl.feed_forward_length", (uint32_t)CI("intermediate_size"));
+    mp_gguf_set_u32(g, "qwen2vl.attention.head_count", (uint32_t)CI("num_attention_heads"));
+    mp_gguf_set_u32(g, "qwen2vl.attention.head_count_kv", (uint32_t)CI("num_key_value_heads"));
+    mp_gguf_set_f32(g, "qwen2vl.rope.freq_base", (float)CI("rope_theta"));
+    mp_gguf_set_f32(g, "qwen2vl.attention.layer_norm_rms_epsilon", (float)CI("rms_norm_eps"));
+    int32_t sec[4] = {0, 0, 0, 0};
+    cJSON *ms = cJSON_GetObjectItem(cJSON_GetObjectItem(cfg, "rope_scaling"), "mrope_section");
+    for (int i = 0; i < 3 && ms; i++) sec[i] = cJSON_GetArrayItem(ms, i) ? cJSON_GetArrayItem(ms, i)->valueint : 0;
+    mp_gguf_set_arr(g, "qwen2vl.rope.dimension_sections", MP_GGUF_I32, sec, 4);
+    const int tied = cJSON_IsTrue(cJSON_GetObjectItem(cfg, "tie_word_embeddings"));
+#undef CI
+    /* vocabulary */
+    char **toks = calloc((size_t)V, sizeof *toks);
+    int32_t *types = calloc((size_t)V, sizeof *types);
+    char **pads = calloc((size_t)V, sizeof *pads);
+    cJSON *it;
+    cJSON_ArrayForEach(it, vocab) if (it->valueint >= 0 && it->valueint < V) toks[it->valueint] = it->string, types[it->valueint] = 1;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(tcfg, "added_tokens_decoder")) {
+        int id = atoi(it->string);
+        cJSON *c = cJSON_GetObjectItem(it, "content");
+        if (id >= 0 && id < V && cJSON_IsString(c)) toks[id] = c->valuestring, types[id] = cJSON_IsTrue(cJSON_GetObjectItem(it, "special")) ? 3 : 4;
+    }
+    for (int i = 0; i < V; i++)
+        if (!toks[i]) {
+            pads[i] = malloc(24);
+            snprintf(pads[i], 24, "[PAD%d]", i);
+            toks[i] = pads[i], types[i] = 5;
+        }
+    mp_gguf_set_str(g, "tokenizer.ggml.model", "gpt2");
+    mp_gguf_set_str(g, "tokenizer.ggml.pre", "qwen2");
+    mp_gguf_set_arr_str(g, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)V);
+    mp_gguf_set_arr(g, "tokenizer.ggml.token_type", MP_GGUF_I32, types, (uint64_t)V);
+    /* merges.txt: a "#version" header line, then "a b" per line */
+    int nm = 0;
+    char **ml = malloc(sizeof(char *) * (mlen / 2 + 1));
+    for (char *line = strtok(merges, "\n"); line; line = strtok(NULL, "\n")) {
+        size_t L = strlen(line);
+        if (L && line[L - 1] == '\r') line[L - 1] = 0;
+        if (line[0] && strncmp(line, "#version", 8) != 0) ml[nm++] = line;
+    }
+    mp_gguf_set_arr_str(g, "tokenizer.ggml.merges", (const char *const *)ml, (uint64_t)nm);
+    mp_gguf_set_u32(g, "tokenizer.ggml.eos_token_id", 151645);
+    mp_gguf_set_u32(g, "tokenizer.ggml.padding_token_id", 151643);
+    mp_gguf_set_u32(g, "tokenizer.ggml.bos_token_id", 151643);
+    mp_gguf_set_bool(g, "tokenizer.ggml.add_bos_token", 0);
+    mp_gguf_set_str(g, "tokenizer.chat_template", tmpl);
+    /* tensors */
+    int rc = 0;
+    static const char *const map[][2] = {{"self_attn.q_proj.", "attn_q."},   {"self_attn.k_proj.", "attn_k."},
+                                         {"self_attn.v_proj.", "attn_v."},   {"self_attn.o_proj.", "attn_output."},
+                                         {"mlp.gate_proj.", "ffn_gate."},    {"mlp.up_proj.", "ffn_up."},
+                                         {"mlp.down_proj.", "ffn_down."},    {"input_layernorm.", "attn_norm."},
+                                         {"post_attention_layernorm.", "ffn_norm."}};
+    for (int64_t i = 0; i < mp_weights_count(w) && rc == 0; i++) {
+        const char *hn = mp_weights_name(w, i);
+        const mp_tensor *t = mp_weights_at(w, i);
+        char gn[160] = "", rest[128];
+        int l;
+        if (!strncmp(hn, "visual.", 7)) continue;
+        if (!strcmp(hn, "model.embed_tokens.weight")) snprintf(gn, sizeof gn, "token_embd.weight");
+        else if (!strcmp(hn, "model.norm.weight")) snprintf(gn, sizeof gn, "output_norm.weight");
+        else if (!strcmp(hn, "lm_head.weight")) {
+            if (tied) continue;
+            snprintf(gn, sizeof gn, "output.weight");
+        } else if (sscanf(hn, "model.layers.%d.%127s", &l, rest) == 2) {
+            for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
+                if (!strncmp(rest, map[k][0], strlen(map[k][0])))
+                    snprintf(gn, sizeof gn, "blk.%d.%s%s", l, map[k][1], rest + strlen(map[k][0]));
+        }
+        if (!gn[0] || t->dtype != MP_F32) {
+            fprintf(stderr, "vt_write_text_gguf: cannot map %s\n", hn);
+            rc = -1;
+            break;
+        }
+        int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        rc |= mp_gguf_writer_add_tensor(g, gn, MP_F32, t->ndim, ne, t->data);
+    }
+    if (rc == 0 && mp_gguf_writer_write(g, path, &err) < 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        rc = -1;
+    }
+    mp_gguf_writer_free(g);
+    for (int i = 0; i < V; i++) free(pads[i]);
+    free(pads), free(toks), free(types), free(ml), free(merges), free(tmpl);
+    cJSON_Delete(cfg), cJSON_Delete(vocab), cJSON_Delete(tcfg);
     mp_weights_free(w);
     return rc;
 }
