@@ -11,6 +11,7 @@
 #include "encoders/whisper.h"
 #include "llm/jinja.h"
 #include "llm/whisper_decode.h"
+#include "models/gguf.h"
 #include "models/hfjson.h"
 #include "models/hub.h"
 #include "preprocess/audio.h"
@@ -18,6 +19,8 @@
 #include "runtime/engine.h"
 #include "runtime/media.h"
 #include "runtime/textmodel.h"
+#include "runtime/vlm.h"
+#include "runtime/vqa.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -40,14 +43,16 @@ static void usage(FILE *f) {
             "usage: mmpipe batch -m MODEL [-m WHISPER_MODEL] -o OUT.jsonl [options] REQUESTS.jsonl\n"
             "       mmpipe batch --task transcribe|caption -m MODEL -o OUT.jsonl [options] DIR_OR_GLOB...\n"
             "Runs every request of an OpenAI/vLLM batch file and writes one result line per request.\n"
-            "Request urls: /v1/chat/completions (text messages, rendered with the model's chat template),\n"
-            "/v1/completions (\"prompt\" as is), /v1/audio/transcriptions (body \"file\": a path, file:// URL or\n"
-            "data: URI; \"language\", \"prompt\", \"temperature\", \"response_format\" json|verbose_json|text,\n"
-            "\"timestamp_granularities\": [\"word\"]). Image and video content parts are not implemented yet in\n"
-            "batch mode: such requests get an error record. Relative media paths are taken relative to the\n"
-            "requests file.\n"
+            "Request urls: /v1/chat/completions (messages rendered with the model's chat template; content parts\n"
+            "text, image_url and video_url, whose url is a path, file:// URL or data: URI), /v1/completions\n"
+            "(\"prompt\" as is), /v1/audio/transcriptions (body \"file\": a path, file:// URL or data: URI;\n"
+            "\"language\", \"prompt\", \"temperature\", \"response_format\" json|verbose_json|text,\n"
+            "\"timestamp_granularities\": [\"word\"]). Images need a SmolVLM or Qwen2-VL model, videos a Qwen2-VL\n"
+            "one (Qwen2-VL: one image or video per request). Relative media paths: relative to the requests file.\n"
+            "The same audio (same options) or Qwen2-VL media in many requests is encoded once.\n"
             "  -m, --model MODEL     GGUF file, HF folder, llama2.c .bin, whisper.cpp ggml .bin, or hub id\n"
             "                        ORG/NAME[:FILE]; give -m twice for a text model plus a Whisper model\n"
+            "      --mmproj FILE     the vision tower of a GGUF SmolVLM / Qwen2-VL text model (llama.cpp mmproj)\n"
             "      --tokenizer FILE  tokenizer for a llama2.c checkpoint\n"
             "  -o, --output FILE     results (JSONL); never overwritten: use --resume to continue one\n"
             "      --resume          skip requests whose custom_id is already in the output; repair a torn last line\n"
@@ -62,6 +67,7 @@ static void usage(FILE *f) {
             "      --asr-batch N     transcriptions decoded together in lock-step (default 8, at most 64)\n"
             "  -bs, --beam-size N    Whisper beam size (default 5); -bo, --best-of N (default 5)\n"
             "  -nf, --no-fallback    no Whisper temperature fallback\n"
+            "      --fps F           video frames per second to sample (default 2); --max-frames N (default 32)\n"
             "      --grace S         on SIGINT/SIGTERM, seconds to finish in-flight requests (default 30)\n"
             "      --progress        progress bar even when stderr is not a terminal\n"
             "  -t, --threads N       threads (default: physical cores)\n"
@@ -113,8 +119,17 @@ typedef struct prep_queue {
 } prep_queue;
 
 typedef struct batch_ctx {
-    mp_textmodel *tm;          /* the text/chat model, or NULL */
-    const char *model_name;
+    /* the decoder model: a text model, a SmolVLM or a Qwen2-VL (vlm/vqa), or none */
+    mp_textmodel *tm;
+    mp_vlm *vlm;
+    mp_vqa *vqa;
+    mp_exec *ex;
+    const char *model_name, *model_path;
+    const mp_tokenizer *tok;
+    const char *chat_template, *bos_text, *eos_text;
+    mp_sampler_params sampling;
+    int64_t mm_encoded, mm_cached;
+    mp_vqa_opts vqa_opts;      /* --fps, --max-frames */
     mp_whisper *asr;           /* the speech model, or NULL */
     mp_whisper_ctx *asr_ctx;
     const char *asr_name;
@@ -156,7 +171,7 @@ typedef struct req_state {
  * Prepared items go through a bounded queue (back-pressure: the worker waits when it is full); the main
  * thread alone writes results, so records are never interleaved. */
 
-enum { IT_EOF, IT_ERROR, IT_GEN, IT_ASR };
+enum { IT_EOF, IT_ERROR, IT_GEN, IT_ASR, IT_MM };
 
 struct prep_item {
     int kind;
@@ -170,6 +185,12 @@ struct prep_item {
     int32_t *ids;
     req_state *rs;
     char *stop_copy[MP_MAX_STOP];
+    /* IT_MM: a chat request with images/video; r holds its parameters, the model runs on the main thread */
+    cJSON *body;           /* the request body (owned): the messages */
+    mp_image *images;      /* SmolVLM: decoded images [n_images] */
+    int n_images;
+    char *media_path;      /* Qwen2-VL: the one image/video file */
+    char *question;        /* Qwen2-VL: the text of the turn */
     /* IT_ASR */
     asr_item asr;
     mp_whisper_params p; /* p.prompt = prompt */
@@ -190,6 +211,11 @@ static void prep_free(prep_item *it) {
     free(it->asr.custom_id);
     mp_audio_free(&it->asr.audio);
     free(it->prompt);
+    cJSON_Delete(it->body);
+    for (int i = 0; i < it->n_images; i++) mp_image_free(&it->images[i]);
+    free(it->images);
+    free(it->media_path);
+    free(it->question);
     free(it);
 }
 
@@ -311,7 +337,7 @@ static int json_num(const cJSON *body, const char *key, double lo, double hi, do
  * Without a "seed" the seed is derived from the custom_id: reruns and resumes give the same result. */
 static int parse_params(batch_ctx *b, const char *custom_id, const cJSON *body, mp_gen_request *r, char *msg,
                         size_t cap) {
-    r->sampling = b->tm->sampling;
+    r->sampling = b->sampling;
     r->sampling.seed = mp_id_hash(custom_id);
     r->max_new = b->default_max_tokens;
     double v;
@@ -367,23 +393,34 @@ static int parse_params(batch_ctx *b, const char *custom_id, const cJSON *body, 
     return 0;
 }
 
-/* Chat messages -> the text the model sees. Only text content is accepted for now. */
-static int render_chat(batch_ctx *b, const cJSON *body, char **prompt, int *status, char *msg, size_t cap) {
+#define MAX_MEDIA 16
+
+/* The media parts of a chat request, in order. */
+typedef struct chat_media {
+    int n;
+    const char *url[MAX_MEDIA];
+    int is_video[MAX_MEDIA];
+} chat_media;
+
+/* messages -> mp_chat_msg list pointing into body (*cm, *parts malloc'd). Media parts (image_url,
+ * video_url) become {"type": "image"} parts and are listed in media when media is not NULL; without it
+ * they are an error. */
+static int chat_msgs(const cJSON *body, chat_media *media, mp_chat_msg **cm_out, mp_chat_part **parts_out, int *n_out,
+                     int *status, char *msg, size_t cap) {
     *status = 400;
+    *cm_out = NULL;
+    *parts_out = NULL;
+    if (media) media->n = 0;
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
         snprintf(msg, cap, "\"messages\" must be a non-empty list");
-        return -1;
-    }
-    if (!b->tm->chat_template) {
-        snprintf(msg, cap, "the model has no chat template; use /v1/completions with a \"prompt\"");
         return -1;
     }
     int n = cJSON_GetArraySize(msgs), k = 0, n_parts = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (cJSON_IsArray(c)) n_parts += cJSON_GetArraySize(c);
+        n_parts += cJSON_IsArray(c) ? cJSON_GetArraySize(c) : 1;
     }
     mp_chat_msg *cm = calloc((size_t)n, sizeof *cm);
     mp_chat_part *parts = calloc((size_t)n_parts + 1, sizeof *parts);
@@ -404,7 +441,13 @@ static int render_chat(batch_ctx *b, const cJSON *body, char **prompt, int *stat
             break;
         }
         cm[k].role = role->valuestring;
-        if (cJSON_IsString(c)) {
+        if (cJSON_IsString(c) && media) {
+            /* vision-language templates iterate over content parts (as vLLM does, a string becomes one part) */
+            cm[k].parts = parts + pi;
+            parts[pi].type = "text";
+            parts[pi++].text = c->valuestring;
+            cm[k].n_parts = 1;
+        } else if (cJSON_IsString(c)) {
             cm[k].content = c->valuestring;
         } else if (cJSON_IsArray(c)) {
             cm[k].parts = parts + pi;
@@ -417,20 +460,45 @@ static int render_chat(batch_ctx *b, const cJSON *body, char **prompt, int *stat
                     rc = -1;
                     break;
                 }
-                if (strcmp(type->valuestring, "text") != 0) {
-                    snprintf(msg, cap,
-                             "messages[%d]: content type \"%s\" is not implemented yet in batch mode (text only)", k,
-                             type->valuestring);
+                const char *t = type->valuestring;
+                if (!strcmp(t, "image_url") || !strcmp(t, "video_url")) {
+                    int video = t[0] == 'v';
+                    if (!media) {
+                        snprintf(msg, cap,
+                                 "messages[%d]: %s content needs a vision-language model (-m SmolVLM or Qwen2-VL)", k, t);
+                        rc = -1;
+                        break;
+                    }
+                    const cJSON *u = cJSON_GetObjectItemCaseSensitive(p, t);
+                    if (cJSON_IsObject(u)) u = cJSON_GetObjectItemCaseSensitive(u, "url");
+                    if (!cJSON_IsString(u)) {
+                        snprintf(msg, cap, "messages[%d]: %s part without a url", k, t);
+                        rc = -1;
+                        break;
+                    }
+                    if (media->n == MAX_MEDIA) {
+                        snprintf(msg, cap, "more than %d images/videos in one request", MAX_MEDIA);
+                        rc = -1;
+                        break;
+                    }
+                    media->url[media->n] = u->valuestring;
+                    media->is_video[media->n++] = video;
+                    parts[pi].type = "image";
+                    parts[pi].text = NULL;
+                } else if (!strcmp(t, "text")) {
+                    if (!cJSON_IsString(text)) {
+                        snprintf(msg, cap, "messages[%d]: a text part has no \"text\"", k);
+                        rc = -1;
+                        break;
+                    }
+                    parts[pi].type = "text";
+                    parts[pi].text = text->valuestring;
+                } else {
+                    snprintf(msg, cap, "messages[%d]: content type \"%s\" is not supported in batch mode (text, image_url, video_url)",
+                             k, t);
                     rc = -1;
                     break;
                 }
-                if (!cJSON_IsString(text)) {
-                    snprintf(msg, cap, "messages[%d]: a text part has no \"text\"", k);
-                    rc = -1;
-                    break;
-                }
-                parts[pi].type = "text";
-                parts[pi].text = text->valuestring;
                 pi++;
                 cm[k].n_parts++;
             }
@@ -444,14 +512,35 @@ static int render_chat(batch_ctx *b, const cJSON *body, char **prompt, int *stat
         }
         k++;
     }
-    if (rc == 0) {
+    if (rc) {
+        free(cm);
+        free(parts);
+        return -1;
+    }
+    *cm_out = cm;
+    *parts_out = parts;
+    *n_out = k;
+    return 0;
+}
+
+/* Text-only chat messages -> the text the model sees, through its chat template. */
+static int render_chat(batch_ctx *b, const cJSON *body, char **prompt, int *status, char *msg, size_t cap) {
+    mp_chat_msg *cm;
+    mp_chat_part *parts;
+    int k;
+    if (chat_msgs(body, NULL, &cm, &parts, &k, status, msg, cap) < 0) return -1;
+    int rc = 0;
+    if (!b->chat_template) {
+        snprintf(msg, cap, "the model has no chat template; use /v1/completions with a \"prompt\"");
+        rc = -1;
+    } else {
         mp_chat_params cp = mp_chat_default_params();
-        cp.bos_token = b->tm->bos_text;
-        cp.eos_token = b->tm->eos_text;
+        cp.bos_token = b->bos_text;
+        cp.eos_token = b->eos_text;
         cp.add_generation_prompt = 1;
         cp.now_unix = 1; /* fixed date for strftime_now(): results must not depend on the run's day */
         mp_error err;
-        if (mp_chat_apply(b->tm->chat_template, cm, k, &cp, prompt, &err) < 0) {
+        if (mp_chat_apply(b->chat_template, cm, k, &cp, prompt, &err) < 0) {
             snprintf(msg, cap, "chat template: %.900s", err.msg);
             *status = 500;
             rc = -1;
@@ -748,22 +837,200 @@ static void consume_asr(batch_ctx *b, prep_item *it) {
     if (b->n_pend >= b->asr_group) asr_flush(b);
 }
 
+/* The request's sampling parameters and stop strings into it->r (stop strings copied). */
+static int item_params(batch_ctx *b, prep_item *it, const mp_request *q, char *msg, size_t cap) {
+    mp_gen_request *r = &it->r;
+    if (parse_params(b, q->custom_id, q->body, r, msg, cap) < 0) return -1;
+    for (int i = 0; i < r->n_stop; i++) { /* the request's strings go with it; keep copies */
+        if (!(it->stop_copy[i] = strdup(r->stop[i]))) {
+            snprintf(msg, cap, "out of memory");
+            return -1;
+        }
+        r->stop[i] = it->stop_copy[i];
+    }
+    it->rs = calloc(1, sizeof *it->rs);
+    if (!it->rs || !(it->rs->custom_id = strdup(q->custom_id))) {
+        snprintf(msg, cap, "out of memory");
+        return -1;
+    }
+    it->rs->kind = q->kind;
+    it->rs->logprobs = r->top_logprobs > 0;
+    return 0;
+}
+
+/* Worker side of a chat request for a vision-language model: messages checked, SmolVLM images decoded
+ * here (off the main thread); Qwen2-VL media are decoded and encoded by the model's cache on the main
+ * thread (mp_vqa_request_build). */
+static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
+    char msg[1024];
+    int status = 400;
+    chat_media media;
+    mp_chat_msg *cm = NULL;
+    mp_chat_part *parts = NULL;
+    int k = 0;
+    if (chat_msgs(q->body, &media, &cm, &parts, &k, &status, msg, sizeof msg) < 0)
+        return prep_error(q->custom_id, status, status >= 500 ? "internal_error" : "invalid_request", msg);
+    prep_item *it = prep_new(IT_MM, q->custom_id);
+    if (!it) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto bad;
+    }
+    if (item_params(b, it, q, msg, sizeof msg) < 0) goto bad;
+    mp_error err;
+    if (b->vlm) {
+        if (media.n) {
+            it->images = calloc((size_t)media.n, sizeof *it->images);
+            if (!it->images) {
+                snprintf(msg, sizeof msg, "out of memory");
+                goto bad;
+            }
+        }
+        for (int i = 0; i < media.n; i++) {
+            if (media.is_video[i]) {
+                snprintf(msg, sizeof msg, "video_url content needs a Qwen2-VL / Qwen2.5-VL model in batch mode");
+                goto bad;
+            }
+            mp_media_ref mr;
+            if (mp_media_resolve(media.url[i], b->base_dir, &mr, &err) < 0) {
+                snprintf(msg, sizeof msg, "%s", err.msg);
+                goto bad;
+            }
+            int rc = mr.path ? mp_image_load(mr.path, NULL, &it->images[i], &err)
+                             : mp_image_load_mem(mr.bytes, mr.size, mr.name, NULL, &it->images[i], &err);
+            mp_media_ref_free(&mr);
+            if (rc < 0) {
+                free(cm);
+                free(parts);
+                prep_free(it);
+                return prep_error(q->custom_id, 400, "invalid_media", err.msg);
+            }
+            it->n_images = i + 1;
+        }
+        it->body = q->body; /* the messages are rendered on the main thread, with the image rows */
+        q->body = NULL;
+    } else {
+        if (media.n != 1) {
+            snprintf(msg, sizeof msg, "Qwen2-VL requests in batch mode take exactly one image or video (got %d)", media.n);
+            goto bad;
+        }
+        mp_media_ref mr;
+        if (mp_media_resolve(media.url[0], b->base_dir, &mr, &err) < 0) {
+            snprintf(msg, sizeof msg, "%s", err.msg);
+            goto bad;
+        }
+        if (!mr.path) {
+            mp_media_ref_free(&mr);
+            snprintf(msg, sizeof msg, "data: URIs are not supported for Qwen2-VL media in batch mode yet (give a path)");
+            goto bad;
+        }
+        it->media_path = mr.path;
+        mr.path = NULL;
+        mp_media_ref_free(&mr);
+        /* the question: the text parts of the turn that holds the media */
+        size_t len = 1;
+        for (int m = 0; m < k; m++)
+            for (int j = 0; j < cm[m].n_parts; j++)
+                if (cm[m].parts[j].text) len += strlen(cm[m].parts[j].text) + 1;
+        it->question = calloc(1, len);
+        if (!it->question) {
+            snprintf(msg, sizeof msg, "out of memory");
+            goto bad;
+        }
+        for (int m = 0; m < k; m++) {
+            int has_media = 0;
+            for (int j = 0; j < cm[m].n_parts; j++) has_media |= cm[m].parts[j].text == NULL;
+            if (!has_media) continue;
+            for (int j = 0; j < cm[m].n_parts; j++) {
+                if (!cm[m].parts[j].text) continue;
+                if (it->question[0]) strcat(it->question, "\n");
+                strcat(it->question, cm[m].parts[j].text);
+            }
+        }
+        if (k > 1) {
+            snprintf(msg, sizeof msg, "Qwen2-VL requests in batch mode take one user message (image/video + question)");
+            goto bad;
+        }
+    }
+    free(cm);
+    free(parts);
+    return it;
+bad:
+    free(cm);
+    free(parts);
+    prep_free(it);
+    return prep_error(q->custom_id, status, status >= 500 ? "internal_error" : "invalid_request", msg);
+}
+
+/* Main side: the vision tower (batched over the request's tiles / frames; Qwen2-VL media cached by
+ * content hash), then into the engine. */
+static void consume_mm(batch_ctx *b, mp_engine *e, prep_item *it) {
+    mp_error err;
+    int rc = -1;
+    it->r.user = it->rs;
+    if (b->vlm) {
+        chat_media media;
+        mp_chat_msg *cm = NULL;
+        mp_chat_part *parts = NULL;
+        int k = 0, status;
+        char msg[512];
+        if (chat_msgs(it->body, &media, &cm, &parts, &k, &status, msg, sizeof msg) < 0) {
+            mp_errf(&err, "%s", msg);
+        } else {
+            const mp_image *imgs[MAX_MEDIA];
+            for (int i = 0; i < it->n_images; i++) imgs[i] = &it->images[i];
+            mp_vlm_prompt pp;
+            memset(&pp, 0, sizeof pp);
+            if (mp_vlm_prompt_from_chat(b->vlm, b->ex, NULL, imgs, it->n_images, cm, k, -1, &pp, &err) == 0) {
+                mp_vlm_prompt_to_request(&pp, &it->r);
+                b->mm_encoded += it->n_images;
+                rc = mp_engine_submit(e, &it->r, &err);
+            }
+            mp_vlm_prompt_free(&pp);
+        }
+        free(cm);
+        free(parts);
+    } else {
+        mp_vqa_request vr;
+        memset(&vr, 0, sizeof vr);
+        if (mp_vqa_request_build(b->vqa, b->ex, it->media_path, &b->vqa_opts, it->question, &vr, &err) == 0) {
+            vr.req.sampling = it->r.sampling;
+            vr.req.max_new = it->r.max_new;
+            vr.req.ignore_eos = it->r.ignore_eos;
+            vr.req.top_logprobs = it->r.top_logprobs;
+            vr.req.n_stop = it->r.n_stop;
+            for (int i = 0; i < it->r.n_stop; i++) vr.req.stop[i] = it->r.stop[i];
+            vr.req.user = it->rs;
+            if (vr.cached) b->mm_cached++;
+            else b->mm_encoded++;
+            rc = mp_engine_submit(e, &vr.req, &err);
+        }
+        mp_vqa_request_free(&vr);
+    }
+    if (rc < 0) {
+        put_error(b, it->custom_id, 400, "invalid_request", err.msg);
+    } else {
+        it->rs = NULL; /* the engine's callback frees it */
+    }
+    prep_free(it);
+}
+
 /* Worker side of a chat/completion request: template, tokens, sampling parameters. */
 static prep_item *prepare_gen(batch_ctx *b, mp_request *q) {
     char msg[1024];
     int status = 400;
     char *prompt = NULL;
     prep_item *it = NULL;
-    if (!b->tm) {
+    if (!b->tok) {
         snprintf(msg, sizeof msg, "this run has no text model for %s (give one with -m)",
                  q->kind == MP_REQ_CHAT ? "/v1/chat/completions" : "/v1/completions");
         return prep_error(q->custom_id, 400, "model_not_found", msg);
     }
-    if (q->model && strcmp(q->model, b->model_name) != 0 && strcmp(q->model, b->tm->path) != 0) {
+    if (q->model && strcmp(q->model, b->model_name) != 0 && strcmp(q->model, b->model_path) != 0) {
         snprintf(msg, sizeof msg, "this run serves model \"%s\"; the request asks for \"%s\"", b->model_name, q->model);
         return prep_error(q->custom_id, 400, "model_not_found", msg);
     }
     int add_special = 0;
+    if (q->kind == MP_REQ_CHAT && (b->vlm || b->vqa)) return prepare_mm(b, q);
     if (q->kind == MP_REQ_CHAT) {
         if (render_chat(b, q->body, &prompt, &status, msg, sizeof msg) < 0) goto bad;
     } else {
@@ -791,13 +1058,13 @@ static prep_item *prepare_gen(batch_ctx *b, mp_request *q) {
         }
         r->stop[i] = it->stop_copy[i];
     }
-    int n = tokenize_all(b->tm->tok, prompt, add_special, &it->ids);
+    int n = tokenize_all(b->tok, prompt, add_special, &it->ids);
     if (n < 0) {
         snprintf(msg, sizeof msg, "could not tokenize the prompt");
         goto bad;
     }
     if (n == 0) {
-        int32_t bos = mp_tokenizer_bos(b->tm->tok);
+        int32_t bos = mp_tokenizer_bos(b->tok);
         if (bos < 0) {
             snprintf(msg, sizeof msg, "empty prompt and the model has no BOS token");
             goto bad;
@@ -846,6 +1113,7 @@ static void consume(batch_ctx *b, mp_engine *e, prep_item *it) {
         break;
     case IT_GEN: consume_gen(b, e, it); break;
     case IT_ASR: consume_asr(b, it); break;
+    case IT_MM: consume_mm(b, e, it); break;
     default: prep_free(it);
     }
 }
@@ -956,7 +1224,7 @@ static void on_done(void *ctx, const mp_gen_result *res) {
         } else {
             cJSON_AddStringToObject(c, "text", res->text);
         }
-        if (rs->logprobs && res->logprobs) cJSON_AddItemToObject(c, "logprobs", logprobs_json(b->tm->tok, res, chat));
+        if (rs->logprobs && res->logprobs) cJSON_AddItemToObject(c, "logprobs", logprobs_json(b->tok, res, chat));
         else cJSON_AddNullToObject(c, "logprobs");
         cJSON_AddStringToObject(c, "finish_reason", res->finish_reason);
         cJSON_AddItemToArray(choices, c);
@@ -1012,6 +1280,40 @@ static int is_whisper_model(const char *path) {
     size_t n = fread(m, 1, 4, f);
     fclose(f);
     return n == 4 && m[0] == 'l' && m[1] == 'm' && m[2] == 'g' && m[3] == 'g'; /* 0x67676d6c little-endian */
+}
+
+enum { MODEL_TEXT, MODEL_SMOLVLM, MODEL_QWEN2VL };
+
+/* What kind of decoder model a resolved path is: an HF folder by its config.json's model_type, a GGUF
+ * by its mmproj's clip.projector_type (when --mmproj is given). */
+static int decoder_kind(const char *path, const char *mmproj, mp_error *err) {
+    const char *mt = NULL;
+    int kind = MODEL_TEXT;
+    if (mmproj) {
+        mp_gguf *g = NULL;
+        if (mp_gguf_open(&g, mmproj, err) < 0) return -1;
+        const char *pt = NULL;
+        mp_error e2;
+        if (mp_gguf_get_str(g, "clip.projector_type", &pt, &e2) < 0) pt = "";
+        if (!strcmp(pt, "idefics3")) kind = MODEL_SMOLVLM;
+        else if (!strcmp(pt, "qwen2vl_merger") || !strcmp(pt, "qwen2.5vl_merger")) kind = MODEL_QWEN2VL;
+        else kind = -2;
+        mp_gguf_free(g);
+        if (kind == -2) return mp_errf(err, "%s: projector type \"%s\" is not supported (idefics3, qwen2vl_merger, qwen2.5vl_merger)", mmproj, pt);
+        return kind;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return MODEL_TEXT;
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", path);
+    mp_json j;
+    if (mp_json_load_optional(&j, cfg, err) < 0) return -1;
+    if (!mp_json_present(&j)) return MODEL_TEXT;
+    mp_json_str_or(&j, "model_type", "", &mt, err);
+    if (mt && (!strcmp(mt, "idefics3") || !strcmp(mt, "smolvlm"))) kind = MODEL_SMOLVLM;
+    else if (mt && (!strcmp(mt, "qwen2_vl") || !strcmp(mt, "qwen2_5_vl"))) kind = MODEL_QWEN2VL;
+    mp_json_free(&j);
+    return kind;
 }
 
 /* ---------------------------------------------------------------- --task shorthand
@@ -1124,10 +1426,20 @@ static int task_requests(const char *task, const char *prompt, char **inputs, in
 
 /* ---------------------------------------------------------------- main */
 
+/* The decoder every chat/completion request goes to. */
+static const mp_llama *use_decoder(batch_ctx *b, const mp_llama *llm, const mp_tokenizer *tok, const char *tmpl,
+                                   const mp_sampler_params *sampling, const char *path) {
+    b->tok = tok;
+    b->chat_template = tmpl;
+    b->sampling = *sampling;
+    b->model_path = path;
+    return llm;
+}
+
 static int engine_pending(mp_engine *e) { return e ? mp_engine_pending(e) : 0; }
 
 int cmd_batch(int argc, char **argv) {
-    const char *models[2] = {NULL, NULL}, *out = NULL, *tok_path = NULL, *shard_spec = NULL, *task = NULL,
+    const char *models[2] = {NULL, NULL}, *out = NULL, *tok_path = NULL, *mmproj = NULL, *shard_spec = NULL, *task = NULL,
                *prompt = NULL;
     char *inputs[256];
     int n_models = 0, n_inputs = 0;
@@ -1141,6 +1453,7 @@ int cmd_batch(int argc, char **argv) {
     b.asr_group = 8;
     b.asr_p = mp_whisper_default_params();
     b.asr_p.suppress_nst = 0; /* whisper-cli's default, as `mmpipe transcribe` */
+    b.vqa_opts = mp_vqa_default_opts();
     for (int i = 1; i < argc;) {
         int r = cli_parse_common(&cc, argc, argv, &i);
         if (r < 0) return 2;
@@ -1178,6 +1491,7 @@ int cmd_batch(int argc, char **argv) {
             models[n_models++] = v;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--tokenizer")) tok_path = v;
+        else if (!strcmp(a, "--mmproj")) mmproj = v;
         else if (!strcmp(a, "--shard")) shard_spec = v;
         else if (!strcmp(a, "--task")) task = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
@@ -1188,6 +1502,8 @@ int cmd_batch(int argc, char **argv) {
         else if ((!strcmp(a, "-bs") || !strcmp(a, "--beam-size")) && num_ok && n >= 1 && n <= 64) b.asr_p.beam_size = (int)n;
         else if ((!strcmp(a, "-bo") || !strcmp(a, "--best-of")) && num_ok && n >= 1 && n <= 64) b.asr_p.best_of = (int)n;
         else if (!strcmp(a, "--grace") && num_ok && n >= 0) grace = (double)n;
+        else if (!strcmp(a, "--max-frames") && num_ok && n >= 1 && n <= 4096) b.vqa_opts.max_frames = (int)n;
+        else if (!strcmp(a, "--fps") && atof(v) > 0 && atof(v) <= 240) b.vqa_opts.fps = atof(v);
         else {
             fprintf(stderr, "mmpipe batch: unknown option or bad value: %s %s\n", a, v);
             return 2;
@@ -1235,7 +1551,9 @@ int cmd_batch(int argc, char **argv) {
     mp_engine *e = NULL;
     mp_req_reader rd;
     memset(&rd, 0, sizeof rd);
-    int ex_ok = 0, tm_ok = 0, wm_ok = 0, wc_ok = 0, w_ok = 0, prep_started = 0;
+    int ex_ok = 0, tm_ok = 0, wm_ok = 0, wc_ok = 0, w_ok = 0, prep_started = 0, vlm_ok = 0, vqa_ok = 0;
+    mp_vlm vlm;
+    mp_vqa vqa;
     pthread_t prep_tid;
     mp_idset done = {0};
     int64_t n_done = 0;
@@ -1247,6 +1565,8 @@ int cmd_batch(int argc, char **argv) {
     if (n_done) fprintf(stderr, "mmpipe batch: resuming %s: %lld results already there\n", out_path, (long long)n_done);
     if (mp_exec_init(&ex, cc.device, tp, (size_t)64 << 20, &err) < 0) goto fail;
     ex_ok = 1;
+    b.ex = &ex;
+    b.bos_text = b.eos_text = "";
     for (int k = 0; k < n_models; k++) {
         char path[4096];
         mp_hub_opts ho;
@@ -1265,17 +1585,39 @@ int cmd_batch(int argc, char **argv) {
             b.asr_ctx = &wc;
             b.asr_name = models[k];
         } else {
-            if (tm_ok) {
+            if (b.model_name) {
                 mp_errf(&err, "two text models given (%s, %s): one per run", b.model_name, models[k]);
                 goto fail;
             }
-            if (mp_textmodel_load(&tm, models[k], tok_path, &ex, &err) < 0) goto fail;
-            tm_ok = 1;
-            b.tm = &tm;
+            int kind = decoder_kind(path, mmproj, &err);
+            if (kind < 0) goto fail;
+            const mp_llama *llm;
+            if (kind == MODEL_SMOLVLM) {
+                if (mp_vlm_load(&vlm, models[k], mmproj, &ex, &err) < 0) goto fail;
+                vlm_ok = 1;
+                b.vlm = &vlm;
+                llm = use_decoder(&b, &vlm.llm, vlm.tok, vlm.chat_template, &vlm.sampling, vlm.path);
+            } else if (kind == MODEL_QWEN2VL) {
+                if (mp_vqa_load(&vqa, models[k], mmproj, &ex, &err) < 0) goto fail;
+                vqa_ok = 1;
+                b.vqa = &vqa;
+                llm = use_decoder(&b, &vqa.llm, vqa.tok, vqa.chat_template, &vqa.sampling, vqa.path);
+            } else {
+                if (mmproj) {
+                    mp_errf(&err, "--mmproj is for SmolVLM / Qwen2-VL models");
+                    goto fail;
+                }
+                if (mp_textmodel_load(&tm, models[k], tok_path, &ex, &err) < 0) goto fail;
+                tm_ok = 1;
+                b.tm = &tm;
+                llm = use_decoder(&b, &tm.llm, tm.tok, tm.chat_template, &tm.sampling, tm.path);
+                b.bos_text = tm.bos_text;
+                b.eos_text = tm.eos_text;
+            }
             b.model_name = models[k];
+            if (mp_engine_create(&e, llm, b.tok, &ex, &ep, on_done, &b, &err) < 0) goto fail;
         }
     }
-    if (b.tm && mp_engine_create(&e, &tm.llm, tm.tok, &ex, &ep, on_done, &b, &err) < 0) goto fail;
     if (sh.count > 1) fprintf(stderr, "mmpipe batch: shard %d of %d -> %s\n", sh.index, sh.count, out_path);
 
     int tty = isatty(2) || force_progress;
@@ -1374,6 +1716,9 @@ int cmd_batch(int argc, char **argv) {
     }
     if (b.n_skipped) fprintf(stderr, "mmpipe batch: %lld request(s) skipped: already in %s\n", (long long)b.n_skipped, out_path);
     if (b.n_dup) fprintf(stderr, "mmpipe batch: %lld duplicate custom_id(s) in the input\n", (long long)b.n_dup);
+    if (b.mm_encoded || b.mm_cached)
+        fprintf(stderr, "mmpipe batch: %lld image/video input(s) encoded, %lld answered from the vision cache\n",
+                (long long)b.mm_encoded, (long long)b.mm_cached);
     if (b.cache.hits)
         fprintf(stderr, "mmpipe batch: %lld transcription(s) answered from the cache (same audio and options)\n",
                 (long long)b.cache.hits);
@@ -1401,6 +1746,8 @@ done:
     mp_req_reader_close(&rd);
     if (task_path[0]) unlink(task_path);
     if (tm_ok) mp_textmodel_free(&tm, &ex);
+    if (vlm_ok) mp_vlm_free(&vlm, &ex);
+    if (vqa_ok) mp_vqa_free(&vqa, &ex);
     if (wc_ok) mp_whisper_ctx_free(&wc);
     if (wm_ok) mp_whisper_free(&wm, &ex);
     if (ex_ok) mp_exec_free(&ex);
