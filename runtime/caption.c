@@ -24,7 +24,7 @@ mp_caption_params mp_caption_default_params(const mp_vlm *m) {
     p.sampling = m ? m->sampling : mp_sampler_default_params();
     p.max_seqs = 16;
     p.overlap = 1;
-    p.lookahead = 2;
+    p.lookahead = 0;
     return p;
 }
 
@@ -53,6 +53,7 @@ typedef struct prep {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int consumed; /* images the main thread has taken */
+    int64_t tiles_ahead, max_tiles_ahead; /* tiles prepared and not taken yet, and their bound */
     int stop;
 } prep;
 
@@ -98,12 +99,15 @@ static void *prep_main(void *arg) {
     prep *P = arg;
     for (int i = 0; i < P->n; i++) {
         pthread_mutex_lock(&P->mu);
-        while (!P->stop && i >= P->consumed + P->lookahead) pthread_cond_wait(&P->cv, &P->mu);
+        /* the next image is always prepared; further ones while within both bounds */
+        while (!P->stop && i > P->consumed && (i >= P->consumed + P->lookahead || P->tiles_ahead >= P->max_tiles_ahead))
+            pthread_cond_wait(&P->cv, &P->mu);
         int stop = P->stop;
         pthread_mutex_unlock(&P->mu);
         if (stop) break;
         prepare(P, i);
         pthread_mutex_lock(&P->mu);
+        if (P->slots[i].ok) P->tiles_ahead += P->slots[i].plan.n_tiles;
         P->slots[i].ready = 1;
         pthread_cond_broadcast(&P->cv);
         pthread_mutex_unlock(&P->mu);
@@ -261,7 +265,6 @@ static int caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, c
     mp_caption_params p = pp ? *pp : mp_caption_default_params(m);
     if (p.max_new <= 0) p.max_new = 256;
     if (p.max_seqs <= 0) p.max_seqs = 16;
-    if (p.lookahead <= 0) p.lookahead = 2;
     mp_caption_stats lst;
     if (!stats) stats = &lst;
     memset(stats, 0, sizeof *stats);
@@ -283,6 +286,9 @@ static int caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, c
     const int side = v->proc.tile / v->enc.cfg.patch_size;
     R.cap = p.vision_tiles > 0 ? p.vision_tiles : (8192 / (side * side) > 0 ? 8192 / (side * side) : 1);
     R.vs.max_tiles = R.cap;
+    /* the worker keeps up to two vision batches of tiles ready (or p.lookahead images) */
+    P.lookahead = p.lookahead > 0 ? p.lookahead : 2 * R.cap + 2;
+    P.max_tiles_ahead = p.lookahead > 0 ? INT64_MAX : 2 * (int64_t)R.cap;
     const size_t per_tile = (size_t)3 * v->proc.tile * v->proc.tile;
     R.batch = malloc(sizeof(float) * per_tile * (size_t)R.cap);
     R.out = malloc(sizeof(float) * (size_t)R.cap * v->image_seq_len * v->n_embd_text);
@@ -308,6 +314,12 @@ static int caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, c
     for (int i = 0; i < n; i++) {
         slot *s = &P.slots[i];
         if (started) {
+            pthread_mutex_lock(&P.mu);
+            int ready = s->ready;
+            pthread_mutex_unlock(&P.mu);
+            /* not prepared yet: encode the tiles already queued instead of waiting (results do not depend
+             * on how tiles are batched) */
+            if (!ready && R.nb > 0 && flush(&R, err) < 0) goto done;
             double w0 = now_s();
             pthread_mutex_lock(&P.mu);
             while (!s->ready) pthread_cond_wait(&P.cv, &P.mu);
@@ -321,6 +333,7 @@ static int caption_run(const mp_vlm *m, mp_exec *ex, const char *const *files, c
         s->tiles = NULL;
         pthread_mutex_lock(&P.mu);
         P.consumed = i + 1;
+        if (s->ok) P.tiles_ahead -= s->plan.n_tiles;
         pthread_cond_broadcast(&P.cv);
         pthread_mutex_unlock(&P.mu);
         if (crc < 0) goto done;

@@ -3,7 +3,9 @@
  *   worker thread:  decode image i (preprocess/image.h) -> Idefics3 tiles (runtime/vlm.h), a few images
  *                   ahead of the main thread, while it computes
  *   main thread:    tiles of consecutive images fill vision batches of `vision_tiles` tiles, each batch
- *                   one pass of the SigLIP encoder + connector (all its rows through every matmul);
+ *                   one pass of the SigLIP encoder + connector (all its rows through every matmul); a
+ *                   batch is also encoded early when the next image is not prepared yet, so the
+ *                   encoder never waits for the worker while it has tiles;
  *                   an image whose tiles are all encoded gets its prompt (chat template, image layout,
  *                   token ids, image rows) and is queued to the engine (runtime/engine.h);
  *                   then the engine decodes every caption together as a batch of sequences.
@@ -30,7 +32,8 @@ typedef struct mp_caption_params {
     int max_seqs;                /* captions decoding at once (default 16) */
     int vision_tiles;            /* tiles per vision batch (0: as many as fit in 8192 patch rows) */
     int overlap;                 /* 1 (default): image decode + preprocessing on a worker thread */
-    int lookahead;               /* images the worker may have ready ahead of the encoder (default 2) */
+    int lookahead;               /* images the worker may have ready ahead of the encoder (0, the default:
+                                  * as many as make two vision batches of tiles) */
 } mp_caption_params;
 
 mp_caption_params mp_caption_default_params(const mp_vlm *m);
