@@ -463,7 +463,7 @@ static int hf_load_vocab(mp_whisper *m, const char *dir, mp_error *err) {
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
         if (!cJSON_IsNumber(e) || !e->string) continue;
-        if (hf_vocab_put(&h, e->string, (int)e->valuedouble)) {
+        if (hf_vocab_put(&h, e->string, e->valueint) /* cJSON saturates it */) {
             mp_errf(err, "%s: out of memory", p);
             goto done;
         }

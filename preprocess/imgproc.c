@@ -335,14 +335,15 @@ static int json_num(const cJSON *o, const char *key, double *v) {
     return 0;
 }
 
+/* numbers beyond the type saturate (the range checks after reading reject them; a bare cast is UB) */
 static void json_int(const cJSON *o, const char *key, int *v) {
     double d;
-    if (json_num(o, key, &d)) *v = (int)d;
+    if (json_num(o, key, &d)) *v = !(d > INT_MIN) ? INT_MIN : d >= INT_MAX ? INT_MAX : (int)d;
 }
 
 static void json_i64(const cJSON *o, const char *key, int64_t *v) {
     double d;
-    if (json_num(o, key, &d)) *v = (int64_t)d;
+    if (json_num(o, key, &d)) *v = !(d > -9.2e18) ? INT64_MIN : d >= 9.2e18 ? INT64_MAX : (int64_t)d;
 }
 
 static int json_vec3(const cJSON *o, const char *key, float *v, const char *path, mp_error *err) {
@@ -565,7 +566,7 @@ int mp_qwen2vl_params_load(const char *path, mp_qwen2vl_params *p, mp_error *err
     json_int(j, "merge_size", &p->merge_size);
     if (norm_load(j, &p->norm, path, err) != 0) return -1;
     if (p->patch_size <= 0 || p->temporal_patch_size <= 0 || p->merge_size <= 0 || p->min_pixels < 0 ||
-        p->max_pixels < p->min_pixels)
+        p->max_pixels < p->min_pixels || p->patch_size > 1024 || p->temporal_patch_size > 16 || p->merge_size > 16)
         return mp_errf(err, "%s: unsupported patch/merge sizes or pixel limits", path);
     return 0;
 }
@@ -601,6 +602,8 @@ int mp_qwen2vl_plan_for(int w, int h, int n_frames, const mp_qwen2vl_params *p, 
     memset(pl, 0, sizeof *pl);
     if (n_frames <= 0) return mp_errf(err, "qwen2vl: no frames");
     const int ps = p->patch_size, m = p->merge_size, tp = p->temporal_patch_size;
+    if (ps <= 0 || m <= 0 || tp <= 0 || ps > 1024 || m > 16 || tp > 16)
+        return mp_errf(err, "qwen2vl: unsupported patch %d / merge %d / temporal %d sizes", ps, m, tp);
     if (mp_qwen2vl_smart_resize(h, w, ps * m, p->min_pixels, p->max_pixels, &pl->resized_h, &pl->resized_w, err) != 0)
         return -1;
     pl->grid_t = (n_frames + tp - 1) / tp;

@@ -51,6 +51,7 @@ for h in "${harnesses[@]}"; do
   [[ $h == jinja ]] && extra+=(-dict="$here/tests/fuzz/jinja.dict")
   echo "=== fuzz_$h for ${secs}s"
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LSAN_OPTIONS=suppressions="$here/tests/fuzz/lsan.supp" \
     "$here/build-fuzz/tests/fuzz/fuzz_$h" "$corpus" "$seeds/$h" -max_total_time="$secs" -rss_limit_mb=2048 \
     -timeout=10 -print_final_stats=1 "${extra[@]}" -artifact_prefix="$here/build-fuzz/crash-$h-" \
     2>"$here/build-fuzz/fuzz_$h.log"

@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
             continue;
         }
-        if (!q.custom_id || !q.body || (q.kind != MP_REQ_CHAT && q.kind != MP_REQ_TRANSCRIBE) || bad) abort();
+        if (!q.custom_id || !q.body || (q.kind != MP_REQ_CHAT && q.kind != MP_REQ_TRANSCRIBE && q.kind != MP_REQ_COMPLETION) || bad) abort();
         if (mp_idset_add(&ids, q.custom_id) < 0) abort();
         if (!mp_idset_has(&ids, q.custom_id)) abort();
         mp_shard_owns(&sh, q.custom_id);
