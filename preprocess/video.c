@@ -445,11 +445,15 @@ int mp_video_load(const char *path, const mp_video_opts *opts, mp_video *v, mp_e
     int can_seek = !o.no_seek && !every && (s.fc->pb ? s.fc->pb->seekable : 0) &&
                    !(s.fc->iformat->flags & AVFMT_NOTIMESTAMPS);
     double pos = -1e30, prev_t = 0, frame_dur = 1.0 / s.nfps;
-    int have_prev = 0, ti = 0, just_seeked = 0;
+    int have_prev = 0, ti = 0, just_seeked = 0, seek_ti = -1;
     double pos_before_seek = 0;
     while (every || ti < nt) {
-        if (can_seek && !every && t[ti] - pos > thr && t[ti] - (have_prev ? prev_t : 0) > thr &&
+        /* at most one seek per target: a second one for the same target means the first did not get there
+         * (broken timestamps, an index that never covers it); decoding on is always right (found by fuzzing:
+         * an FLV that seeked forever) */
+        if (can_seek && !every && ti != seek_ti && t[ti] - pos > thr && t[ti] - (have_prev ? prev_t : 0) > thr &&
             keyframe_ahead(&s, t[ti], have_prev ? prev_t : -1e30)) {
+            seek_ti = ti;
             int64_t ts = (s.st->start_time != AV_NOPTS_VALUE ? s.st->start_time : 0) + (int64_t)floor(t[ti] / s.tb);
             if (av_seek_frame(s.fc, s.si, ts, AVSEEK_FLAG_BACKWARD) >= 0) {
                 avcodec_flush_buffers(s.cc);
