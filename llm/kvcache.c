@@ -203,6 +203,25 @@ void mp_kvcache_store(mp_kvcache *kv, mp_exec *ex, int layer, int seq, int start
 
 /* ---------------------------------------------------------------- attention */
 
+/* Causal attention of one sequence's n_q queries over its n_kv cached keys (the last n_q are its own). */
+static mp_attn_params seq_attn_params(const mp_kvcache *kv, const mp_kv_attn_seq *s, int n_kv, int n_head,
+                                      int n_kv_head, int head_dim, int64_t q_stride, int64_t o_stride, float scale) {
+    mp_attn_params p;
+    memset(&p, 0, sizeof p);
+    p.n_q = s->n_q;
+    p.n_kv = n_kv;
+    p.n_head = n_head;
+    p.n_kv_head = n_kv_head;
+    p.head_dim = head_dim;
+    p.q_stride = q_stride;
+    p.k_stride = p.v_stride = kv->kv_dim;
+    p.o_stride = o_stride;
+    p.scale = scale;
+    p.causal = 1;
+    p.causal_offset = n_kv - s->n_q;
+    return p;
+}
+
 static int attention_gather(mp_kvcache *kv, mp_exec *ex, int layer, const mp_kv_attn_seq *s, int n_head,
                             int n_kv_head, int head_dim, int64_t q_stride, int64_t o_stride, float scale,
                             mp_error *err) {
@@ -231,19 +250,7 @@ static int attention_gather(mp_kvcache *kv, mp_exec *ex, int layer, const mp_kv_
     tk.backend = tv.backend = kv->backend;
     mp_get_rows(ex, kb, &tk, dids, n);
     mp_get_rows(ex, vb, &tv, dids, n);
-    mp_attn_params p;
-    memset(&p, 0, sizeof p);
-    p.n_q = s->n_q;
-    p.n_kv = n;
-    p.n_head = n_head;
-    p.n_kv_head = n_kv_head;
-    p.head_dim = head_dim;
-    p.q_stride = q_stride;
-    p.k_stride = p.v_stride = kv->kv_dim;
-    p.o_stride = o_stride;
-    p.scale = scale;
-    p.causal = 1;
-    p.causal_offset = n - s->n_q;
+    mp_attn_params p = seq_attn_params(kv, s, n, n_head, n_kv_head, head_dim, q_stride, o_stride, scale);
     mp_attention(ex, s->out, s->q, kb, vb, &p);
     rc = mp_exec_status(ex, err);
 done:
@@ -271,24 +278,12 @@ int mp_kvcache_attention(mp_kvcache *kv, mp_exec *ex, int layer, const mp_kv_att
     for (int i = 0; i < n_seqs; i++) {
         const mp_kv_attn_seq *s = &seqs[i];
         if (s->n_q == 0) continue;
-        if (kv->backend != MP_BACKEND_CPU) { /* paged attention is CPU-only in ops.h: gather the rows */
+        if (kv->backend != MP_BACKEND_CPU) { /* the block table lives on the host: gather the rows */
             if (attention_gather(kv, ex, layer, s, n_head, n_kv_head, head_dim, q_stride, o_stride, scale, err) < 0)
                 return -1;
             continue;
         }
-        mp_attn_params p;
-        memset(&p, 0, sizeof p);
-        p.n_q = s->n_q;
-        p.n_kv = s->n_kv;
-        p.n_head = n_head;
-        p.n_kv_head = n_kv_head;
-        p.head_dim = head_dim;
-        p.q_stride = q_stride;
-        p.k_stride = p.v_stride = kv->kv_dim;
-        p.o_stride = o_stride;
-        p.scale = scale;
-        p.causal = 1;
-        p.causal_offset = s->n_kv - s->n_q;
+        mp_attn_params p = seq_attn_params(kv, s, s->n_kv, n_head, n_kv_head, head_dim, q_stride, o_stride, scale);
         p.kv_block_table = kv->seqs[s->seq].blocks;
         p.kv_block_size = kv->block_size;
         mp_attention(ex, s->out, s->q, kv->k + lo, kv->v + lo, &p);
