@@ -1,4 +1,4 @@
-/* cmd_vqa.c — `mmpipe vqa`: questions about a video (or an image) with Qwen2-VL / Qwen2.5-VL.
+/* cmd_vqa.c — `mmpipe vqa`: questions about a video (or an image) with Qwen2-VL / Qwen2.5-VL or SmolVLM2.
  *
  * The media is decoded, sampled and encoded once (runtime/vqa.h keeps the features by content hash);
  * every question becomes one request of the continuous-batching engine and they decode together.
@@ -23,12 +23,16 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mmpipe vqa -m MODEL [options] MEDIA \"QUESTION\" [\"QUESTION\" ...]\n"
             "  Answers questions about a video (any container/codec FFmpeg decodes) or an image (one frame)\n"
-            "  with Qwen2-VL / Qwen2.5-VL. The media is encoded once; the questions decode together as a batch.\n"
-            "  -m, --model PATH        HF Qwen2-VL / Qwen2.5-VL folder or hub id ORG/NAME, or a llama.cpp text GGUF\n"
+            "  with Qwen2-VL / Qwen2.5-VL or SmolVLM2 (a video is its frames as images, each with its timestamp in\n"
+            "  the prompt). The media is encoded once; the questions decode together as a batch.\n"
+            "  -m, --model PATH        HF Qwen2-VL / Qwen2.5-VL / SmolVLM2 folder or hub id ORG/NAME, or a llama.cpp\n"
+            "                          text GGUF\n"
             "      --mmproj FILE       the vision tower GGUF (llama.cpp mmproj) for a GGUF text model\n"
-            "      --fps F             video frames sampled per second (default 2)\n"
-            "      --max-frames N      at most N frames, spread uniformly (default 32; at least 2)\n"
-            "      --max-pixels N      pixels per video frame after resizing (default: qwen-vl-utils' budget)\n"
+            "      --fps F             video frames sampled per second (default: Qwen2-VL 2, SmolVLM2 the model's\n"
+            "                          video_sampling.fps, 1)\n"
+            "      --max-frames N      at most N frames, spread uniformly (default: Qwen2-VL 32, at least 2;\n"
+            "                          SmolVLM2 the model's video_sampling.max_frames, 64)\n"
+            "      --max-pixels N      Qwen2-VL: pixels per video frame after resizing (default: qwen-vl-utils' budget)\n"
             "  -n, --n-predict N       max new tokens per answer (default 256)\n"
             "      --temp T            temperature; 0 = greedy (default: the model's generation_config, else greedy)\n"
             "      --top-k K, --top-p P  sampling filters (default: the model's generation_config)\n"
@@ -80,7 +84,8 @@ static int parse_num(const char *flag, const char *s, double lo, double hi, doub
     return 0;
 }
 
-static cJSON *media_json(const mp_vqa_media *m) {
+static cJSON *media_json(const mp_vqa *v, const mp_vqa_media *m) {
+    const int smol = v->kind == MP_VQA_SMOLVLM;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "path", m->path);
     cJSON_AddStringToObject(o, "kind", m->is_video ? "video" : "image");
@@ -90,19 +95,35 @@ static cJSON *media_json(const mp_vqa_media *m) {
     if (m->is_video) {
         cJSON_AddNumberToObject(o, "duration", m->duration);
         cJSON_AddNumberToObject(o, "native_fps", m->native_fps);
-        cJSON_AddNumberToObject(o, "second_per_grid", m->second_per_grid);
+        if (!smol) cJSON_AddNumberToObject(o, "second_per_grid", m->second_per_grid);
+        cJSON_AddNumberToObject(o, "fps", m->opts.fps);
+        cJSON_AddNumberToObject(o, "max_frames", m->opts.max_frames);
     }
     cJSON *fr = cJSON_AddArrayToObject(o, "frames");
     for (int i = 0; i < m->n_frames; i++) {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddNumberToObject(f, "index", i);
         cJSON_AddNumberToObject(f, "pts", round(m->pts[i] * 1e6) / 1e6);
+        if (smol && m->is_video) { /* as the prompt gives it (MM:SS) */
+            long long s = (long long)floor(m->pts[i] + 1e-9);
+            char ts[48];
+            snprintf(ts, sizeof ts, "%02lld:%02lld", s / 60, s % 60);
+            cJSON_AddStringToObject(f, "timestamp", ts);
+        }
         cJSON_AddItemToArray(fr, f);
     }
     cJSON_AddNumberToObject(o, "resized_width", m->resized_w);
     cJSON_AddNumberToObject(o, "resized_height", m->resized_h);
-    int g[3] = {m->grid.t, m->grid.h, m->grid.w};
-    cJSON_AddItemToObject(o, "grid_thw", cJSON_CreateIntArray(g, 3));
+    if (smol) {
+        cJSON_AddNumberToObject(o, "tiles", m->n_tiles);
+        if (!m->is_video) {
+            cJSON_AddNumberToObject(o, "tile_rows", m->plan.rows);
+            cJSON_AddNumberToObject(o, "tile_cols", m->plan.cols);
+        }
+    } else {
+        int g[3] = {m->grid.t, m->grid.h, m->grid.w};
+        cJSON_AddItemToObject(o, "grid_thw", cJSON_CreateIntArray(g, 3));
+    }
     cJSON_AddNumberToObject(o, "vision_tokens", (double)m->n_rows);
     if (m->warning[0]) cJSON_AddStringToObject(o, "warning", m->warning);
     return o;
@@ -114,7 +135,7 @@ int cmd_vqa(int argc, char **argv) {
     int n_q = 0, n_predict = 256, json = 0, verbose = 0;
     int g_temp = 0, g_topk = 0, g_topp = 0;
     double temp = 0, top_p = 1, seed = 0;
-    int top_k = 0;
+    int top_k = 0, g_fps = 0, g_maxf = 0;
     mp_vqa_opts vo = mp_vqa_default_opts();
     cli_common cc = {0, MMPIPE_DEVICE_AUTO};
     if (!questions) return 1;
@@ -141,9 +162,11 @@ int cmd_vqa(int argc, char **argv) {
             else if (!strcmp(a, "--mmproj")) mmproj = val;
             else if (!strcmp(a, "--fps")) {
                 if (parse_num(a, val, 1e-3, 1000, &vo.fps) < 0) goto bad;
+                g_fps = 1;
             } else if (!strcmp(a, "--max-frames")) {
                 if (parse_num(a, val, 1, 100000, &d) < 0) goto bad;
                 vo.max_frames = (int)d;
+                g_maxf = 1;
             } else if (!strcmp(a, "--max-pixels")) {
                 if (parse_num(a, val, 784, 1e9, &d) < 0) goto bad;
                 vo.video_max_pixels = (int64_t)d;
@@ -205,6 +228,11 @@ int cmd_vqa(int argc, char **argv) {
     }
     v_ok = 1;
     double t_load = now_s() - t0;
+    {
+        mp_vqa_opts md = mp_vqa_model_default_opts(&v); /* SmolVLM2: its video_sampling */
+        if (!g_fps) vo.fps = md.fps;
+        if (!g_maxf) vo.max_frames = md.max_frames;
+    }
     mp_sampler_params sp = v.sampling;
     if (g_temp) sp.temperature = (float)temp;
     if (g_topk) sp.top_k = top_k;
@@ -279,7 +307,8 @@ int cmd_vqa(int argc, char **argv) {
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "model", v.path);
-        cJSON_AddItemToObject(o, "media", media_json(m));
+        cJSON_AddStringToObject(o, "family", v.kind == MP_VQA_SMOLVLM ? "smolvlm" : "qwen2vl");
+        cJSON_AddItemToObject(o, "media", media_json(&v, m));
         cJSON *vs = cJSON_AddObjectToObject(o, "vision");
         cJSON_AddNumberToObject(vs, "encoded", v.stats.n_encoded);
         cJSON_AddNumberToObject(vs, "cache_hits", v.stats.n_cache_hits);

@@ -3,6 +3,7 @@
 
 #include "llm/jinja.h"
 #include "models/gguf.h"
+#include "models/hfjson.h"
 #include "models/hub.h"
 #include "models/mmap.h"
 #include "preprocess/imgproc.h"
@@ -98,9 +99,70 @@ static int special_id(const mp_vqa *v, const char *piece, int32_t *id, mp_error 
     return 0;
 }
 
+/* 1 when (path, mmproj) is a SmolVLM / SmolVLM2 (Idefics3) model: config.json model_type smolvlm or
+ * idefics3, or an mmproj whose projector type is idefics3 */
+static int is_smolvlm(const char *path, const char *mmproj) {
+    const char *p = mmproj ? mmproj : path;
+    mp_error e;
+    int yes = 0;
+    if (mp_is_dir(p)) {
+        char cp[4200];
+        snprintf(cp, sizeof cp, "%s/config.json", p);
+        mp_json j;
+        const char *mt = NULL;
+        if (mp_json_load_optional(&j, cp, &e) < 0) return 0;
+        if (mp_json_str_or(&j, "model_type", "", &mt, &e) == 0)
+            yes = !strcmp(mt, "smolvlm") || !strcmp(mt, "idefics3");
+        mp_json_free(&j);
+        return yes;
+    }
+    if (!mmproj) return 0;
+    mp_gguf *g = NULL;
+    if (mp_gguf_open(&g, p, &e) < 0) return 0;
+    const char *pt = NULL;
+    if (mp_gguf_get_str_or(g, "clip.projector_type", NULL, &pt, &e) == 0 && !pt)
+        mp_gguf_get_str_or(g, "clip.vision.projector_type", NULL, &pt, &e);
+    yes = pt && !strcmp(pt, "idefics3");
+    mp_gguf_free(g);
+    return yes;
+}
+
+static int load_smolvlm(mp_vqa *v, const char *model, const char *mmproj, mp_exec *ex, mp_error *err) {
+    v->kind = MP_VQA_SMOLVLM;
+    v->smol = calloc(1, sizeof *v->smol);
+    if (!v->smol) return mp_errf(err, "%s: out of memory", model);
+    if (mp_vlm_load(v->smol, model, mmproj, ex, err) < 0) {
+        free(v->smol);
+        v->smol = NULL;
+        return -1;
+    }
+    /* the text model and tokenizer are the SmolVLM's: callers use v->llm / v->tok for the engine */
+    snprintf(v->path, sizeof v->path, "%s", v->smol->path);
+    v->llm = v->smol->llm;
+    v->tok = v->smol->tok;
+    v->sampling = v->smol->sampling;
+    v->id_image = v->smol->id_image;
+    v->id_video = v->id_vstart = v->id_vend = -1;
+    if (mp_smolvlm2_video_params_load(v->smol, &v->smol_video, err) < 0) {
+        mp_vqa_free(v, ex);
+        return -1;
+    }
+    return 0;
+}
+
+mp_vqa_opts mp_vqa_model_default_opts(const mp_vqa *v) {
+    mp_vqa_opts o = mp_vqa_default_opts();
+    if (v && v->kind == MP_VQA_SMOLVLM) {
+        o.fps = v->smol_video.fps;
+        o.max_frames = v->smol_video.max_frames;
+    }
+    return o;
+}
+
 int mp_vqa_load(mp_vqa *v, const char *model, const char *mmproj, mp_exec *ex, mp_error *err) {
     memset(v, 0, sizeof *v);
     if (mp_model_resolve(model, NULL, v->path, sizeof v->path, err) < 0) return -1;
+    if (is_smolvlm(v->path, mmproj)) return load_smolvlm(v, v->path, mmproj, ex, err);
     const int dir = mp_is_dir(v->path);
     if (!mmproj && !dir)
         return mp_errf(err, "%s: a text model file has no vision tower; give it with --mmproj FILE", v->path);
@@ -149,6 +211,13 @@ static void media_free(mp_vqa_media *m) {
 void mp_vqa_free(mp_vqa *v, mp_exec *ex) {
     for (int i = 0; i < v->n_cache; i++) media_free(v->cache[i]);
     free(v->cache);
+    if (v->smol) { /* llm and tok belong to it */
+        mp_idefics3_state_free(&v->smol_vs, ex);
+        mp_vlm_free(v->smol, ex);
+        free(v->smol);
+        memset(v, 0, sizeof *v);
+        return;
+    }
     mp_qwen2vl_vit_state_free(&v->vst, ex);
     mp_qwen2vl_vit_free(&v->vit, ex);
     if (v->tok) mp_tokenizer_free(v->tok);
@@ -310,6 +379,81 @@ done:
     return rc;
 }
 
+/* SmolVLM / SmolVLM2: a video's frames one tile each (vlm_video.h), an image as `mmpipe caption` */
+static int encode_smolvlm(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa_opts *o, mp_vqa_media *m,
+                          mp_error *err) {
+    const mp_vlm *s = v->smol;
+    double t0 = now_s();
+    mp_video_opts vo = mp_video_default_opts();
+    vo.policy = MP_VIDEO_SAMPLE_SMOLVLM2;
+    vo.fps = o->fps > 0 ? o->fps : v->smol_video.fps;
+    vo.max_frames = o->max_frames > 0 ? o->max_frames : v->smol_video.max_frames;
+    vo.skip_secs = 1.0;
+    mp_video vid;
+    memset(&vid, 0, sizeof vid);
+    if (mp_video_load(path, &vo, &vid, err) < 0) return -1;
+    m->t_decode = now_s() - t0;
+    int rc = -1;
+    float *tiles = NULL;
+    const int nf = vid.n_frames;
+    const size_t per = (size_t)3 * s->vis.proc.tile * s->vis.proc.tile;
+    if (nf <= 0) {
+        mp_errf(err, "%s: no frames could be decoded", path);
+        goto done;
+    }
+    m->is_video = strcmp(vid.container, "image") != 0;
+    m->n_frames = nf;
+    m->pts = malloc(sizeof(double) * (size_t)nf);
+    if (!m->pts) {
+        mp_errf(err, "%s: out of memory", path);
+        goto done;
+    }
+    for (int i = 0; i < nf; i++) m->pts[i] = vid.frames[i].pts;
+    m->src_w = vid.width, m->src_h = vid.height;
+    m->duration = vid.duration, m->native_fps = vid.native_fps;
+    m->total_frames = vid.total_frames;
+    snprintf(m->codec, sizeof m->codec, "%s", vid.codec);
+    snprintf(m->warning, sizeof m->warning, "%s", vid.warning);
+    double t1 = now_s();
+    if (m->is_video) {
+        tiles = malloc(sizeof(float) * per * (size_t)nf);
+        if (!tiles) {
+            mp_errf(err, "%s: out of memory for %d frames", path, nf);
+            goto done;
+        }
+        for (int i = 0; i < nf; i++) {
+            mp_error e;
+            if (mp_smolvlm2_frame_preprocess(s, &vid.frames[i].img, v->smol_video.longest_edge, tiles + per * (size_t)i, &e) < 0) {
+                mp_errf(err, "%s: frame %d: %s", path, i, e.msg);
+                goto done;
+            }
+        }
+        m->n_tiles = nf;
+        m->resized_w = m->resized_h = s->vis.proc.tile;
+        memset(&m->plan, 0, sizeof m->plan);
+    } else {
+        if (mp_vlm_preprocess(s, &vid.frames[0].img, -1, &tiles, &m->plan, err) < 0) goto done;
+        m->n_tiles = m->plan.n_tiles;
+        m->resized_w = m->plan.resized_w, m->resized_h = m->plan.resized_h;
+    }
+    m->t_preprocess = now_s() - t1;
+    double t2 = now_s();
+    m->n_rows = (int64_t)m->n_tiles * s->vis.image_seq_len;
+    m->rows = malloc(sizeof(float) * (size_t)m->n_rows * (size_t)s->vis.n_embd_text);
+    if (!m->rows) {
+        mp_errf(err, "%s: out of memory for %lld vision rows", path, (long long)m->n_rows);
+        goto done;
+    }
+    if (mp_idefics3_encode(&s->vis, &v->smol_vs, ex, tiles, m->n_tiles, m->rows, NULL, err) < 0) goto done;
+    m->t_encode = now_s() - t2;
+    if (v->keep_patches) m->patches = tiles, tiles = NULL;
+    rc = 0;
+done:
+    free(tiles);
+    mp_video_free(&vid);
+    return rc;
+}
+
 int mp_vqa_media_get(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa_opts *o, const mp_vqa_media **out,
                      int *cached, mp_error *err) {
     *out = NULL;
@@ -330,7 +474,7 @@ int mp_vqa_media_get(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa_opts
     if (!m) return mp_errf(err, "out of memory");
     m->hash[0] = h[0], m->hash[1] = h[1], m->size = size, m->opts = opts;
     snprintf(m->path, sizeof m->path, "%s", path);
-    if (encode_media(v, ex, path, &opts, m, err) < 0) {
+    if ((v->kind == MP_VQA_SMOLVLM ? encode_smolvlm(v, ex, path, &opts, m, err) : encode_media(v, ex, path, &opts, m, err)) < 0) {
         media_free(m);
         return -1;
     }
@@ -357,6 +501,16 @@ int mp_vqa_media_get(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa_opts
 
 int mp_vqa_chat_prompt(const mp_vqa *v, int is_video, const char *question, char **out, mp_error *err) {
     *out = NULL;
+    if (v->kind == MP_VQA_SMOLVLM) {
+        if (!is_video) return mp_vlm_chat_prompt(v->smol, question, out, err);
+        /* SmolVLMProcessor's DEFAULT_CHAT_TEMPLATE for videos, <video> not expanded */
+        size_t L = strlen(question) + 64;
+        char *s = malloc(L);
+        if (!s) return mp_errf(err, "prompt: out of memory");
+        snprintf(s, L, "<|im_start|>User: <video>%s<end_of_utterance>\nAssistant:", question);
+        *out = s;
+        return 0;
+    }
     if (!v->chat_template) { /* Qwen2-VL's template, rendered */
         const char *pad = is_video ? "<|video_pad|>" : "<|image_pad|>";
         size_t L = strlen(question) + 256;
@@ -384,9 +538,59 @@ void mp_vqa_request_free(mp_vqa_request *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* SmolVLM: the expanded prompt (video: frames with timestamps; image: tiles + global image), plain positions */
+static int request_smolvlm(const mp_vqa *v, const mp_vqa_media *media, const char *question, mp_vqa_request *r,
+                           mp_error *err) {
+    const mp_vlm *s = v->smol;
+    int rc = -1;
+    if (media->is_video) {
+        char *text = NULL;
+        int n = 0, n_img = 0;
+        if (mp_smolvlm2_video_prompt(s, question, media->n_frames, media->pts, media->duration, &text, err) < 0) return -1;
+        rc = mp_vlm_tokenize(s, text, &r->ids, &n, &n_img, err);
+        free(text);
+        if (rc == 0 && n_img != media->n_rows)
+            rc = mp_errf(err, "prompt: %d <image> tokens for %lld frame rows (is \"<image>\" in the question?)", n_img,
+                         (long long)media->n_rows);
+        if (rc == 0) rc = mp_vlm_items(s, r->ids, n, media->rows, (int)media->n_rows, &r->tokens, &r->embd, err);
+        r->n = n;
+    } else {
+        char *chat = NULL;
+        mp_vlm_prompt p;
+        if (mp_vlm_chat_prompt(s, question, &chat, err) < 0) return -1;
+        rc = mp_vlm_prompt_assemble(s, chat, &media->plan, 1, media->rows, &p, err);
+        free(chat);
+        if (rc == 0) {
+            r->n = p.n;
+            r->tokens = p.tokens, r->embd = p.embd;
+            p.tokens = NULL, p.embd = NULL;
+            r->ids = malloc(sizeof(int32_t) * (size_t)(p.n > 0 ? p.n : 1));
+            if (!r->ids) rc = mp_errf(err, "prompt: out of memory");
+            for (int i = 0; rc == 0 && i < p.n; i++) r->ids[i] = r->tokens[i] >= 0 ? r->tokens[i] : s->id_image;
+            mp_vlm_prompt_free(&p);
+        }
+    }
+    if (rc == 0 && r->n > v->llm.cfg.n_ctx_train)
+        rc = mp_errf(err, "prompt: %d tokens (%lld vision) exceed the model's context of %d; use fewer frames", r->n,
+                     (long long)media->n_rows, v->llm.cfg.n_ctx_train);
+    if (rc < 0) {
+        mp_vqa_request_free(r);
+        return -1;
+    }
+    r->n_vision = (int)media->n_rows;
+    r->media = media;
+    r->req.n = r->n;
+    r->req.tokens = r->tokens;
+    r->req.embd = r->embd;
+    r->req.sampling = v->sampling;
+    r->req.max_new = 256;
+    return 0;
+}
+
 int mp_vqa_request_for(const mp_vqa *v, const mp_vqa_media *media, const char *question, mp_vqa_request *r,
                        mp_error *err) {
     memset(r, 0, sizeof *r);
+    if (v->kind == MP_VQA_SMOLVLM) return request_smolvlm(v, media, question, r, err);
     char *prompt = NULL;
     if (mp_vqa_chat_prompt(v, media->is_video, question, &prompt, err) < 0) return -1;
     size_t len = strlen(prompt);

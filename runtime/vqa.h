@@ -1,4 +1,4 @@
-/* vqa.h — question answering over a video or an image with Qwen2-VL / Qwen2.5-VL: the text model
+/* vqa.h — question answering over a video or an image with Qwen2-VL / Qwen2.5-VL, or SmolVLM2 (below): the text model
  * (llm/llama.h with M-RoPE), its tokenizer and chat template, the vision tower + merger
  * (encoders/qwen2vl_vit.h), and the glue that transformers' Qwen2VLProcessor and
  * Qwen2VLForConditionalGeneration put between them:
@@ -15,6 +15,11 @@
  *           t' = t (Qwen2-VL) or int(float32(t * second_per_grid) * tokens_per_second) (Qwen2.5-VL);
  *           generated tokens continue at max + 1 in every stream
  *
+ * SmolVLM2 (and SmolVLM: model_type smolvlm / idefics3, or an idefics3 mmproj): the same calls run
+ * runtime/vlm.h + runtime/vlm_video.h instead: a video is frames sampled by SmolVLM2's rule, each frame
+ * one 512-px (max_image_size) image, the prompt lists the frames with their timestamps; an image is one
+ * image as `mmpipe caption` sees it (tiles + global image). Positions are plain (no M-RoPE).
+ *
  * Encoded media are kept in memory by content hash (file bytes + the sampling options), so several
  * questions about the same file encode it once.
  */
@@ -26,6 +31,7 @@
 #include "llm/sample.h"
 #include "llm/tokenizer.h"
 #include "runtime/engine.h"
+#include "runtime/vlm_video.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,13 +51,16 @@ int mp_qwen2vl_rope_index(const int32_t *ids, int n, int32_t id_image, int32_t i
 /* ---------------------------------------------------------------- the model */
 
 typedef struct mp_vqa_opts {
-    double fps;             /* video frames per second to sample (default 2, as Qwen2-VL) */
-    int max_frames;         /* at most this many frames (default 32) */
+    double fps;             /* video frames per second to sample (default 2, as Qwen2-VL; SmolVLM2: the
+                             * model's video_sampling.fps, see mp_vqa_model_default_opts) */
+    int max_frames;         /* at most this many frames (default 32; SmolVLM2: video_sampling.max_frames) */
     int64_t video_max_pixels; /* per-frame pixel budget of a video (0: qwen-vl-utils' rule, at most the
                                * processor's max_pixels) */
 } mp_vqa_opts;
 
 mp_vqa_opts mp_vqa_default_opts(void);
+
+enum { MP_VQA_QWEN2VL = 0, MP_VQA_SMOLVLM = 1 };
 
 /* one media file, encoded */
 typedef struct mp_vqa_media {
@@ -73,6 +82,10 @@ typedef struct mp_vqa_media {
     float *rows;            /* [n_rows][n_embd] host */
     float *patches;         /* the processor's patch rows [t*h*w][3*2*14*14], kept only with v->keep_patches */
     double t_decode, t_preprocess, t_encode; /* seconds it took */
+    /* SmolVLM models: an image's tile plan (videos: one tile per frame, no split) */
+    mp_idefics3_plan plan;
+    int n_tiles;            /* vision tiles encoded (frames for a video) */
+    int64_t total_frames;   /* frames in the stream (container count or estimate) */
 } mp_vqa_media;
 
 typedef struct mp_vqa_stats {
@@ -93,13 +106,23 @@ typedef struct mp_vqa {
     mp_vqa_media **cache;
     int n_cache, cap_cache;
     mp_vqa_stats stats;
-    int keep_patches;       /* tests: keep each media's patch rows */
+    int keep_patches;       /* tests: keep each media's patch rows (SmolVLM: the frames' pixel tiles) */
+    int kind;               /* MP_VQA_QWEN2VL or MP_VQA_SMOLVLM */
+    mp_vlm *smol;           /* MP_VQA_SMOLVLM: the model; llm and tok above are its text model and tokenizer
+                             * (shared, freed through it) */
+    mp_smolvlm2_video_params smol_video; /* its video_sampling defaults */
+    mp_idefics3_state smol_vs;
 } mp_vqa;
 
-/* model: an HF Qwen2-VL / Qwen2.5-VL folder (or hub id), or a llama.cpp text GGUF (arch qwen2vl) with the
- * vision tower in mmproj. mmproj NULL: the vision tower comes from the model folder. */
+/* model: an HF Qwen2-VL / Qwen2.5-VL / SmolVLM2 / SmolVLM folder (or hub id), or a llama.cpp text GGUF
+ * (arch qwen2vl, or llama with an idefics3 mmproj) with the vision tower in mmproj. mmproj NULL: the
+ * vision tower comes from the model folder. */
 int mp_vqa_load(mp_vqa *v, const char *model, const char *mmproj, mp_exec *ex, mp_error *err);
 void mp_vqa_free(mp_vqa *v, mp_exec *ex);
+
+/* The sampling defaults of the loaded model: Qwen2-VL 2 fps / 32 frames; SmolVLM2 its preprocessor
+ * config's video_sampling (1 fps / 64 frames). What batch mode should use when a request names none. */
+mp_vqa_opts mp_vqa_model_default_opts(const mp_vqa *v);
 
 /* The encoded media for path (video, or image as one frame), from the cache or encoded now (*cached says
  * which; may be NULL). The result belongs to v. An audio-only or undecodable file is an error. */

@@ -439,4 +439,53 @@ static int fx_write_all(const fx_dims *d, const char *root, unsigned long long s
     return rc;
 }
 
+/* ---------------------------------------------------------------- SmolVLM2
+ * SmolVLM2 checkpoints are SmolVLM with model_type "smolvlm" (SmolVLMConfig / SmolVLMVisionConfig, the same
+ * tensors), SmolVLMProcessor and a video_sampling block in preprocessor_config.json. Published shapes
+ * (HF hub config.json / preprocessor_config.json; their SmolLM2 text models' configs):
+ *   HuggingFaceTB/SmolVLM2-256M-Video-Instruct: vision 768 / 3072 / 12 layers / 12 heads, 512-px image of
+ *     16-px patches, scale_factor 4 (image_seq_len 64); text (SmolLM2-135M-like) 576 / 1536 / 30 layers /
+ *     9 heads / 3 kv heads, vocab 49280, rope_theta 100000; image_token_id 49190; processor: size.longest_edge
+ *     2048, max_image_size 512, resample 1, video_sampling {fps 1, max_frames 64, video_size.longest_edge 512}.
+ *   HuggingFaceTB/SmolVLM-500M-Instruct (and SmolVLM2-500M-Video-Instruct): the same vision tower and
+ *     processor; text (SmolLM2-360M) 960 / 2560 / 32 layers / 15 heads / 5 kv heads.
+ * fx_tiny above is the 256M shape scaled down (GQA 3:1, scale 4, longest edge = 4 tiles); fx_tiny500 is
+ * the 500M text shape scaled down: FFN ratio 8:3 (2560:960), GQA 3:1 (15:5), head_dim 20. */
+static const fx_dims fx_tiny500 = {32, 64, 2, 2, 128, 16, 4, 60, 160, 2, 3, 1, 49280, 512};
+
+/* Rewrites the configs of an HF folder written by fx_write_configs into SmolVLM2's (model_type smolvlm,
+ * SmolVLMProcessor, video_sampling with video_size = the tile, as the real 512 = max_image_size). */
+static inline int fx_make_smolvlm2(const fx_dims *d, const char *dir, int max_frames) {
+    char p[1200];
+    int rc = 0;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    cJSON *c = fx_read_json(p);
+    if (!c) return -1;
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "model_type", cJSON_CreateString("smolvlm"));
+    const char *arch[1] = {"SmolVLMForConditionalGeneration"};
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "architectures", cJSON_CreateStringArray(arch, 1));
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "vision_config"), "model_type",
+                                           cJSON_CreateString("smolvlm_vision"));
+    rc |= fx_write_json(c, p);
+    cJSON_Delete(c);
+    snprintf(p, sizeof p, "%s/preprocessor_config.json", dir);
+    c = fx_read_json(p);
+    if (!c) return -1;
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "image_processor_type", cJSON_CreateString("SmolVLMImageProcessor"));
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "processor_class", cJSON_CreateString("SmolVLMProcessor"));
+    cJSON *vs = cJSON_AddObjectToObject(c, "video_sampling");
+    cJSON_AddNumberToObject(vs, "fps", 1);
+    cJSON_AddNumberToObject(vs, "max_frames", max_frames);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(vs, "video_size"), "longest_edge", d->image);
+    rc |= fx_write_json(c, p);
+    cJSON_Delete(c);
+    snprintf(p, sizeof p, "%s/processor_config.json", dir);
+    c = fx_read_json(p);
+    if (!c) return -1;
+    cJSON_ReplaceItemInObjectCaseSensitive(c, "processor_class", cJSON_CreateString("SmolVLMProcessor"));
+    rc |= fx_write_json(c, p);
+    cJSON_Delete(c);
+    return rc ? -1 : 0;
+}
+
 #endif
