@@ -259,8 +259,12 @@ int cmd_vqa(int argc, char **argv) {
         fprintf(stderr, "vqa: %s: %s %s %dx%d, %d frame(s) at", m->path, m->is_video ? "video" : "image", m->codec,
                 m->src_w, m->src_h, m->n_frames);
         for (int i = 0; i < m->n_frames; i++) fprintf(stderr, " %.3f", m->pts[i]);
-        fprintf(stderr, " s\nvqa: resized %dx%d, grid %dx%dx%d, %lld vision tokens, second_per_grid %.4f\n", m->resized_w,
-                m->resized_h, m->grid.t, m->grid.h, m->grid.w, (long long)m->n_rows, m->second_per_grid);
+        if (v.kind == MP_VQA_SMOLVLM)
+            fprintf(stderr, " s\nvqa: resized %dx%d, %d tile(s), %lld vision tokens\n", m->resized_w, m->resized_h,
+                    m->n_tiles, (long long)m->n_rows);
+        else
+            fprintf(stderr, " s\nvqa: resized %dx%d, grid %dx%dx%d, %lld vision tokens, second_per_grid %.4f\n",
+                    m->resized_w, m->resized_h, m->grid.t, m->grid.h, m->grid.w, (long long)m->n_rows, m->second_per_grid);
         fprintf(stderr, "vqa: decode %.1f ms, preprocess %.1f ms, vision encode %.1f ms; media encoded %d, cache hits %d\n",
                 m->t_decode * 1e3, m->t_preprocess * 1e3, m->t_encode * 1e3, v.stats.n_encoded, v.stats.n_cache_hits);
         for (int q = 0; q < n_q; q++)
