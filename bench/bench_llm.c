@@ -5,10 +5,15 @@
  *   smollm2                 SmolLM2-135M-shaped GGUF (llama arch, 30 layers, 576 wide, GQA 9:3, tied
  *                           49152 vocab) in F32, BF16, Q8_0 and Q4_K (llama.cpp's rule: rows whose
  *                           width is not a multiple of 256 fall back to Q5_0)
+ *   stories15M, stories110M  also in Q8_0 (GGUF) with the int8 weights of a llama2.c version-2 file
  * For each: prefill tokens/s (and GFLOP/s vs the measured FMA peak), single-sequence decode tokens/s
- * and GB/s of weights read vs a STREAM triad measured in the same run, and 16-sequence batched decode.
- * Prints `BENCH llm key=value ...` lines. --write-runc writes the llama2.c run.c/runq.c checkpoints of
- * the same shapes (legacy F32 and version-2 int8) so the upstream programs can be timed beside us.
+ * and GB/s of weights read vs a STREAM triad measured right before (the machine may be shared), and
+ * 16-sequence batched decode. Prints `BENCH llm key=value ...` lines.
+ * --runc / --runq PATH time llama2.c's run.c on the very F32 checkpoint we load, and runq.c on a
+ * version-2 int8 file holding exactly the weights of our stories Q8_0 GGUF (F16-exact group scales, so
+ * runq's float scale and Q8_0's F16 scale are the same number), same thread count (OMP_NUM_THREADS),
+ * same positions; they print `impl=run.c|runq.c ... ours_vs_theirs=` lines. --write-runc DIR writes those
+ * checkpoints and a tokenizer.bin for running the programs by hand.
  */
 #include "apps/cli.h"
 #include "bench.h"
@@ -104,15 +109,49 @@ static int write_llama2c(const char *path, const shape *p) {
     return rc;
 }
 
-/* llama2.c version-2 export (runq.c): 256-byte header, F32 norms, then per tensor int8 values and F32
- * group scales */
-static int write_runq(const char *path, const shape *p) {
-    int gs = 64;
+/* Int8 weights shared by runq.c and our Q8_0 GGUF (identical values): tensor t (llama2.c order: 0 token
+ * embedding, 1 wq, 2 wk, 3 wv, 4 wo, 5 w1 = gate, 6 w2 = down, 7 w3 = up) of layer l, row r: K quants in
+ * [-127, 127] and one scale per group of gs, the scales F16-exact so that runq's float scale and Q8_0's
+ * F16 block scale are the same number. Rows 1 and 2 of the embedding (BOS, EOS) are zero, as above. */
+static int runq_group(const shape *p) {
+    int gs = 64; /* llama2.c export.py: 64, halved until it divides dim */
     while (p->dim % gs) gs /= 2;
-    size_t D = p->dim, F = p->hidden, L = p->layers, V = p->vocab, hs = D / p->heads, kvd = hs * p->kv_heads;
+    return gs;
+}
+
+static void q8_tensor_dims(const shape *p, int t, int64_t *K, int64_t *N, float *amp) {
+    const int64_t D = p->dim, F = p->hidden, kvd = (int64_t)(p->dim / p->heads) * p->kv_heads;
+    static const int kin[8] = {0, 0, 0, 0, 0, 0, 1, 0};
+    const int64_t outs[8] = {p->vocab, D, kvd, kvd, D, F, D, F};
+    *K = kin[t] ? F : D;
+    *N = outs[t];
+    *amp = t == 0 ? 1.0f : 1.0f / sqrtf((float)*K);
+}
+
+static void q8_row(const shape *p, int t, int l, int64_t r, int64_t K, int gs, float amp, int8_t *q, float *sc) {
+    uint64_t s = 0x51ed270b27ab6a45ull ^ ((uint64_t)(t + 1) << 56) ^ ((uint64_t)(l + 1) << 40) ^ (uint64_t)(r + 1) * 0x9E3779B97F4A7C15ull;
+    xs(&s);
+    const int zero = t == 0 && (r == 1 || r == 2);
+    (void)p;
+    for (int64_t k = 0; k < K; k++) q[k] = zero ? 0 : (int8_t)((int)(xs(&s) % 255) - 127);
+    for (int64_t g = 0; g < K / gs; g++) {
+        float u = (float)(xs(&s) >> 40) * (1.0f / 16777216.0f);
+        sc[g] = mp_f16_to_f32(mp_f32_to_f16(amp / 127.0f * (0.5f + u)));
+    }
+}
+
+/* llama2.c version-2 export (runq.c): 256-byte header, F32 norms (all 1), then per tensor and layer the
+ * int8 values of all rows followed by their F32 group scales */
+static int write_runq(const char *path, const shape *p) {
+    const int gs = runq_group(p);
+    const size_t D = p->dim, L = p->layers;
     long long size = 256 + 4LL * (2 * L * D + D);
-    size_t per[8] = {V * D, D * D, D * kvd, D * kvd, D * D, D * F, F * D, D * F};
-    for (int i = 0; i < 8; i++) size += (long long)(i ? L : 1) * (long long)(per[i] + per[i] / (size_t)gs * 4);
+    for (int t = 0; t < 8; t++) {
+        int64_t K, N;
+        float amp;
+        q8_tensor_dims(p, t, &K, &N, &amp);
+        size += (long long)(t ? L : 1) * (K * N + K * N / gs * 4);
+    }
     if (file_size_is(path, size)) return 0;
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
@@ -124,35 +163,93 @@ static int write_runq(const char *path, const shape *p) {
     memcpy(hdr + 8, cfg, 28);
     hdr[36] = 1; /* shared classifier */
     memcpy(hdr + 37, &gs, 4);
-    fwrite(hdr, 1, 256, f);
-    uint64_t s = 0x7a11;
-    int rc = 0;
+    int rc = fwrite(hdr, 1, 256, f) != 256;
     for (size_t i = 0; i < 2 * L * D + D && !rc; i++) rc = fwrite(&(float){1.0f}, 4, 1, f) != 1;
-    int8_t q[8192];
-    for (int t = 0; t < 8 && !rc; t++)
-        for (size_t l = 0; l < (t ? L : 1) && !rc; l++) {
-            for (size_t n = per[t]; n && !rc;) {
-                size_t k = n < 8192 ? n : 8192;
-                for (size_t i = 0; i < k; i++) q[i] = (int8_t)((int)(xs(&s) % 255) - 127);
-                if (t == 0 && n == per[0]) memset(q + D, 0, 2 * D); /* BOS/EOS rows, as above */
-                rc = fwrite(q, 1, k, f) != k;
-                n -= k;
+    int8_t *q = malloc(4 * D + 4 * (size_t)p->hidden);
+    float *sc = malloc(sizeof(float) * (4 * D + 4 * (size_t)p->hidden));
+    if (!q || !sc) rc = -1;
+    for (int t = 0; t < 8 && !rc; t++) {
+        int64_t K, N;
+        float amp;
+        q8_tensor_dims(p, t, &K, &N, &amp);
+        for (int l = 0; l < (t ? p->layers : 1) && !rc; l++) {
+            for (int64_t r = 0; r < N && !rc; r++) {
+                q8_row(p, t, l, r, K, gs, amp, q, sc);
+                rc = fwrite(q, 1, (size_t)K, f) != (size_t)K;
             }
-            rc |= write_floats(f, &s, per[t] / (size_t)gs, 0.0001f);
+            for (int64_t r = 0; r < N && !rc; r++) {
+                q8_row(p, t, l, r, K, gs, amp, q, sc);
+                rc = fwrite(sc, sizeof(float), (size_t)(K / gs), f) != (size_t)(K / gs);
+            }
         }
+    }
+    free(q);
+    free(sc);
     if (fclose(f) != 0) rc = -1;
     return rc;
 }
 
-/* SmolLM2-shaped GGUF; tensors are produced at write time */
+/* llama2.c tokenizer.bin for run.c / runq.c: max token length, then per token a score, a length and the
+ * bytes (synthetic pieces; the programs only need a vocabulary of the model's size) */
+static int write_l2c_tokenizer(const char *path, int vocab) {
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > 0) return 0;
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int32_t maxlen = 16;
+    int rc = fwrite(&maxlen, 4, 1, f) != 1;
+    for (int i = 0; i < vocab && !rc; i++) {
+        char piece[32];
+        int n = i == 0 ? snprintf(piece, sizeof piece, "<unk>") : i == 1 ? snprintf(piece, sizeof piece, "\n<s>\n")
+              : i == 2 ? snprintf(piece, sizeof piece, "\n</s>\n") : snprintf(piece, sizeof piece, " t%d", i);
+        float score = (float)-i;
+        int32_t len = n;
+        rc = fwrite(&score, 4, 1, f) != 1 || fwrite(&len, 4, 1, f) != 1 || fwrite(piece, 1, (size_t)n, f) != (size_t)n;
+    }
+    if (fclose(f) != 0) rc = -1;
+    return rc;
+}
+
+/* SmolLM2-shaped GGUF (and the stories shapes in Q8_0 with runq.c's int8 weights); tensors are produced
+ * at write time */
 typedef struct gg_fill {
     mp_dtype dt;
     int64_t K;
     float scale, offset;
+    const shape *q8; /* Q8_0 from q8_row(q8, t, l) */
+    int t, l;
 } gg_fill;
+
+static int gguf_fill_q8(const gg_fill *g, void *buf, size_t nbytes, mp_error *err) {
+    const int gs = runq_group(g->q8);
+    int64_t K, N;
+    float amp;
+    q8_tensor_dims(g->q8, g->t, &K, &N, &amp);
+    if (g->dt != MP_Q8_0 || K != g->K || (size_t)N * (size_t)mp_dtype_row_bytes(MP_Q8_0, K) != nbytes)
+        return mp_errf(err, "bench: Q8_0 tensor size mismatch");
+    int8_t *q = malloc((size_t)K);
+    float *sc = malloc(sizeof(float) * (size_t)(K / gs));
+    if (!q || !sc) {
+        free(q);
+        free(sc);
+        return mp_errf(err, "bench: out of memory");
+    }
+    mp_block_q8_0 *blk = buf;
+    for (int64_t r = 0; r < N; r++) {
+        q8_row(g->q8, g->t, g->l, r, K, gs, amp, q, sc);
+        for (int64_t b = 0; b < K / MP_QK8_0; b++, blk++) {
+            blk->d = mp_f32_to_f16(sc[b * MP_QK8_0 / gs]);
+            memcpy(blk->qs, q + b * MP_QK8_0, MP_QK8_0);
+        }
+    }
+    free(q);
+    free(sc);
+    return 0;
+}
 
 static int gguf_fill(void *ctx, int64_t index, void *buf, size_t nbytes, mp_error *err) {
     const gg_fill *g = (const gg_fill *)ctx + index;
+    if (g->q8) return gguf_fill_q8(g, buf, nbytes, err);
     int64_t rb = mp_dtype_row_bytes(g->dt, g->K);
     if (rb <= 0) return mp_errf(err, "bench: bad row size");
     int64_t rows = (int64_t)nbytes / rb;
@@ -176,7 +273,8 @@ static mp_dtype weight_type(mp_dtype want, int64_t K) {
     return want;
 }
 
-static int write_smollm(const char *path, const shape *p, mp_dtype dt, mp_error *err) {
+/* q8: the stories shapes with runq.c's weights (dt must be Q8_0) */
+static int write_gguf(const char *path, const shape *p, mp_dtype dt, int q8, mp_error *err) {
     struct stat st;
     if (stat(path, &st) == 0 && st.st_size > 0) return 0;
     mp_gguf_writer *w = mp_gguf_writer_new();
@@ -196,35 +294,37 @@ static int write_smollm(const char *path, const shape *p, mp_dtype dt, mp_error 
     gg_fill *fills = calloc((size_t)(3 + p->layers * 9), sizeof(gg_fill));
     int n = 0;
     char nm[96];
-#define ADD(name, K, N, dtype, sc, off)                                                          \
-    do {                                                                                         \
-        int64_t ne_[2] = {K, N};                                                                 \
-        fills[n] = (gg_fill){dtype, K, sc, off};                                                 \
-        mp_gguf_writer_add_tensor_fn(w, name, dtype, (N) > 1 ? 2 : 1, ne_, gguf_fill, fills);  \
-        n++;                                                                                     \
+#define ADD(name, K, N, dtype, sc, off, T, Lr)                                                            \
+    do {                                                                                                  \
+        int64_t ne_[2] = {K, N};                                                                          \
+        fills[n] = (gg_fill){dtype, K, sc, off, q8 && (T) >= 0 ? p : NULL, T, Lr};                        \
+        mp_gguf_writer_add_tensor_fn(w, name, dtype, (N) > 1 ? 2 : 1, ne_, gguf_fill, fills);           \
+        n++;                                                                                              \
     } while (0)
-    ADD("token_embd.weight", D, (int64_t)p->vocab, weight_type(dt, D), 1.0f, 0.0f);
-    ADD("output_norm.weight", D, 1, MP_F32, 0.1f, 1.0f);
+    /* norms: 1 + 0.1 u (all 1 for the runq twin, as in its file) */
+    const float ns = q8 ? 0.0f : 0.1f;
+    ADD("token_embd.weight", D, (int64_t)p->vocab, weight_type(dt, D), 1.0f, 0.0f, 0, 0);
+    ADD("output_norm.weight", D, 1, MP_F32, ns, 1.0f, -1, 0);
     float sd = 1.0f / sqrtf((float)D), sf = 1.0f / sqrtf((float)F);
     for (int l = 0; l < p->layers; l++) {
         snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
-        ADD(nm, D, 1, MP_F32, 0.1f, 1.0f);
+        ADD(nm, D, 1, MP_F32, ns, 1.0f, -1, l);
         snprintf(nm, sizeof nm, "blk.%d.attn_q.weight", l);
-        ADD(nm, D, D, weight_type(dt, D), sd, 0.0f);
+        ADD(nm, D, D, weight_type(dt, D), sd, 0.0f, 1, l);
         snprintf(nm, sizeof nm, "blk.%d.attn_k.weight", l);
-        ADD(nm, D, kvd, weight_type(dt, D), sd, 0.0f);
+        ADD(nm, D, kvd, weight_type(dt, D), sd, 0.0f, 2, l);
         snprintf(nm, sizeof nm, "blk.%d.attn_v.weight", l);
-        ADD(nm, D, kvd, weight_type(dt, D), sd, 0.0f);
+        ADD(nm, D, kvd, weight_type(dt, D), sd, 0.0f, 3, l);
         snprintf(nm, sizeof nm, "blk.%d.attn_output.weight", l);
-        ADD(nm, D, D, weight_type(dt, D), sd, 0.0f);
+        ADD(nm, D, D, weight_type(dt, D), sd, 0.0f, 4, l);
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
-        ADD(nm, D, 1, MP_F32, 0.1f, 1.0f);
+        ADD(nm, D, 1, MP_F32, ns, 1.0f, -1, l);
         snprintf(nm, sizeof nm, "blk.%d.ffn_gate.weight", l);
-        ADD(nm, D, F, weight_type(dt, D), sd, 0.0f);
+        ADD(nm, D, F, weight_type(dt, D), sd, 0.0f, 5, l);
         snprintf(nm, sizeof nm, "blk.%d.ffn_up.weight", l);
-        ADD(nm, D, F, weight_type(dt, D), sd, 0.0f);
+        ADD(nm, D, F, weight_type(dt, D), sd, 0.0f, 7, l);
         snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", l);
-        ADD(nm, F, D, weight_type(dt, F), sf, 0.0f);
+        ADD(nm, F, D, weight_type(dt, F), sf, 0.0f, 6, l);
     }
 #undef ADD
     int rc = mp_gguf_writer_write(w, path, err);
@@ -259,9 +359,34 @@ typedef struct run_opts {
     int prefill, decode, batch, reps;
     double triad, peak;
     int threads;
+    mp_threadpool *tp;
 } run_opts;
 
-static int bench_model(const char *label, const char *dtype, const char *path, mp_exec *ex, const run_opts *o) {
+/* Best decode tokens/s of llama2.c's run.c / runq.c (`bin`) on checkpoint `ckpt`: greedy, `steps`
+ * positions from BOS, OMP_NUM_THREADS = our thread count; the program's own "achieved tok/s" (it times
+ * every step after the first). 0 when it cannot be run. */
+static double run_llama2c(const char *bin, const char *ckpt, const char *tok, int steps, int threads, int reps) {
+    char cmd[4096], line[512];
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=%d '%s' '%s' -z '%s' -t 0 -n %d -s 1 2>&1 >/dev/null", threads, bin, ckpt,
+             tok, steps);
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        FILE *f = popen(cmd, "r");
+        if (!f) return 0;
+        double v = 0;
+        while (fgets(line, sizeof line, f)) sscanf(line, "achieved tok/s: %lf", &v);
+        if (pclose(f) != 0) {
+            fprintf(stderr, "bench llm: '%s' failed\n", cmd);
+            return 0;
+        }
+        if (v > best) best = v;
+    }
+    return best;
+}
+
+/* *tps1: single-sequence decode tokens/s */
+static int bench_model(const char *label, const char *dtype, const char *path, mp_exec *ex, const run_opts *o,
+                       double *tps1_out) {
     mp_error err = {{0}};
     mp_llama m;
     if (mp_llama_load(&m, path, ex, &err) < 0) {
@@ -307,8 +432,10 @@ static int bench_model(const char *label, const char *dtype, const char *path, m
            label, dtype, o->threads, o->prefill, pf_tps, pf_gflops, o->peak, o->peak > 0 ? pf_gflops / o->peak : 0);
     fflush(stdout);
 
-    /* decode: 1 sequence, then B sequences in one batch (after a short prompt each) */
+    /* decode: 1 sequence, then B sequences in one batch (after a short prompt each); the machine is shared,
+     * so the triad is measured again right before and its best kept as the bandwidth of this phase */
     double tps1 = 0;
+    const double triad = bench_triad(o->tp, o->threads, 3);
     const int batches[2] = {1, B};
     for (int bi = 0; bi < (B > 1 ? 2 : 1); bi++) {
         const int nb = batches[bi];
@@ -341,11 +468,12 @@ static int bench_model(const char *label, const char *dtype, const char *path, m
         if (nb == 1) tps1 = tps;
         printf("BENCH llm model=%s dtype=%s threads=%d phase=decode seqs=%d tok_s=%.2f weights_mb=%.1f gb_s=%.2f "
                "triad_gb_s=%.2f bw_frac=%.3f",
-               label, dtype, o->threads, nb, tps, wb / 1e6, gbs, o->triad, o->triad > 0 ? gbs / o->triad : 0);
+               label, dtype, o->threads, nb, tps, wb / 1e6, gbs, triad, triad > 0 ? gbs / triad : 0);
         if (nb > 1) printf(" speedup_vs_1=%.2f", tps / tps1);
         printf("\n");
         fflush(stdout);
     }
+    if (tps1_out) *tps1_out = tps1;
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "bench llm: %s\n", err.msg);
@@ -366,8 +494,9 @@ static int in_list(const char *list, const char *item) {
 }
 
 int bench_llm(int argc, char **argv) {
-    const char *dir = "/tmp/mmpipe-bench-llm", *models = NULL, *dtypes = NULL, *runc_dir = NULL;
-    run_opts o = {128, 32, 16, 2, 0, 0, 0};
+    const char *dir = "/tmp/mmpipe-bench-llm", *models = NULL, *dtypes = NULL, *runc_dir = NULL, *runc = NULL,
+               *runq = NULL;
+    run_opts o = {128, 32, 16, 2, 0, 0, 0, NULL};
     cli_common cc = {0, MMPIPE_DEVICE_CPU};
     for (int i = 1; i < argc;) {
         int r = cli_parse_common(&cc, argc, argv, &i);
@@ -377,7 +506,9 @@ int bench_llm(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: mmpipe bench llm [--models stories15M,stories110M,smollm2] [--dtypes f32,bf16,q8_0,q4_K]\n"
                    "       [--prefill N] [--decode N] [--batch N] [--reps N] [--dir DIR] [-t N] [--device cpu|cuda]\n"
-                   "       [--write-runc DIR]  (write llama2.c run.c / runq.c checkpoints of the same shapes and exit)\n");
+                   "       [--runc PATH] [--runq PATH]  (time llama2.c's run.c on the same F32 stories checkpoints and\n"
+                   "                                     runq.c on the int8 twin of our stories Q8_0 GGUF, same threads)\n"
+                   "       [--write-runc DIR]  (write llama2.c run.c / runq.c checkpoints and tokenizer.bin and exit)\n");
             return 0;
         }
         if (i + 1 >= argc) {
@@ -393,6 +524,8 @@ int bench_llm(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) o.batch = atoi(v);
         else if (!strcmp(a, "--reps")) o.reps = atoi(v);
         else if (!strcmp(a, "--write-runc")) runc_dir = v;
+        else if (!strcmp(a, "--runc")) runc = v;
+        else if (!strcmp(a, "--runq")) runq = v;
         else {
             fprintf(stderr, "bench llm: unknown option '%s'\n", a);
             return 1;
@@ -415,6 +548,13 @@ int bench_llm(int argc, char **argv) {
             }
             printf("%s\n%s\n", p1, p2);
         }
+        char tk[1024];
+        snprintf(tk, sizeof tk, "%s/tokenizer.bin", runc_dir);
+        if (write_l2c_tokenizer(tk, shapes[0].vocab)) {
+            fprintf(stderr, "bench llm: cannot write %s: %s\n", tk, strerror(errno));
+            return 1;
+        }
+        printf("%s\n", tk);
         return 0;
     }
     mkdir(dir, 0755);
@@ -427,22 +567,55 @@ int bench_llm(int argc, char **argv) {
         mp_threadpool_free(tp);
         return 1;
     }
+    o.tp = tp;
     o.triad = bench_triad(tp, o.threads, 5);
     o.peak = bench_fma_peak(tp, o.threads, 3);
     printf("BENCH llm machine threads=%d simd=%s triad_gb_s=%.2f fma_peak_gflops=%.1f\n", o.threads,
            mp_cpu_level_name(mp_cpu_level()), o.triad, o.peak);
     fflush(stdout);
     int rc = 0;
+    char tok[1024];
+    snprintf(tok, sizeof tok, "%s/tokenizer.bin", dir);
+    if ((runc || runq) && write_l2c_tokenizer(tok, shapes[0].vocab)) {
+        fprintf(stderr, "bench llm: cannot write %s: %s\n", tok, strerror(errno));
+        return 1;
+    }
+    /* run.c / runq.c decode the same positions as our single-sequence decode (after a short prompt) */
+    const int l2c_steps = 8 + o.decode;
     for (int i = 0; i < 2; i++) {
-        if (!in_list(models, shapes[i].name) || !in_list(dtypes, "f32")) continue;
+        if (!in_list(models, shapes[i].name)) continue;
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s.bin", dir, shapes[i].name);
-        if (write_llama2c(path, &shapes[i])) {
-            fprintf(stderr, "bench llm: cannot write %s: %s\n", path, strerror(errno));
-            rc = 1;
-            continue;
+        double ours = 0, theirs = 0;
+        if (in_list(dtypes, "f32")) {
+            snprintf(path, sizeof path, "%s/%s.bin", dir, shapes[i].name);
+            if (write_llama2c(path, &shapes[i])) {
+                fprintf(stderr, "bench llm: cannot write %s: %s\n", path, strerror(errno));
+                rc = 1;
+                continue;
+            }
+            rc |= bench_model(shapes[i].name, "f32", path, &ex, &o, &ours) != 0;
+            if (runc && (theirs = run_llama2c(runc, path, tok, l2c_steps, o.threads, o.reps + 1)) > 0)
+                printf("BENCH llm model=%s dtype=f32 impl=run.c threads=%d phase=decode seqs=1 tok_s=%.2f ours_tok_s=%.2f "
+                       "ours_vs_theirs=%.3f\n",
+                       shapes[i].name, o.threads, theirs, ours, ours / theirs);
+            fflush(stdout);
         }
-        rc |= bench_model(shapes[i].name, "f32", path, &ex, &o) != 0;
+        if (in_list(dtypes, "q8_0")) { /* our Q8_0 GGUF and runq.c's file hold the same int8 weights */
+            char qpath[1024];
+            snprintf(path, sizeof path, "%s/%s-q8_0.gguf", dir, shapes[i].name);
+            snprintf(qpath, sizeof qpath, "%s/%s_q80.bin", dir, shapes[i].name);
+            if (write_gguf(path, &shapes[i], MP_Q8_0, 1, &err) || (runq && write_runq(qpath, &shapes[i]))) {
+                fprintf(stderr, "bench llm: cannot write %s: %s\n", err.msg[0] ? path : qpath, err.msg[0] ? err.msg : strerror(errno));
+                rc = 1;
+                continue;
+            }
+            rc |= bench_model(shapes[i].name, "q8_0", path, &ex, &o, &ours) != 0;
+            if (runq && (theirs = run_llama2c(runq, qpath, tok, l2c_steps, o.threads, o.reps + 1)) > 0)
+                printf("BENCH llm model=%s dtype=q8_0 impl=runq.c threads=%d phase=decode seqs=1 tok_s=%.2f ours_tok_s=%.2f "
+                       "ours_vs_theirs=%.3f\n",
+                       shapes[i].name, o.threads, theirs, ours, ours / theirs);
+            fflush(stdout);
+        }
     }
     static const struct { const char *name; mp_dtype dt; } dts[] = {
         {"f32", MP_F32}, {"bf16", MP_BF16}, {"q8_0", MP_Q8_0}, {"q4_K", MP_Q4_K}};
@@ -450,12 +623,12 @@ int bench_llm(int argc, char **argv) {
         if (!in_list(dtypes, dts[d].name)) continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/smollm2-135m-%s.gguf", dir, dts[d].name);
-        if (write_smollm(path, &shapes[2], dts[d].dt, &err)) {
+        if (write_gguf(path, &shapes[2], dts[d].dt, 0, &err)) {
             fprintf(stderr, "bench llm: %s\n", err.msg);
             rc = 1;
             continue;
         }
-        rc |= bench_model("smollm2", dts[d].name, path, &ex, &o) != 0;
+        rc |= bench_model("smollm2", dts[d].name, path, &ex, &o, NULL) != 0;
     }
     mp_exec_free(&ex);
     mp_threadpool_free(tp);

@@ -101,6 +101,7 @@ typedef struct { int64_t M, N, K; } shape;
 static const shape g_shapes[] = {
     {1, 1, 1}, {1, 7, 33}, {7, 33, 255}, {33, 255, 7}, {255, 7, 1}, {1, 4097, 33}, {4097, 33, 7},
     {7, 1, 4097}, {33, 33, 4097}, {255, 255, 255}, {1, 255, 4097}, {4097, 7, 255}, {33, 7, 1},
+    {31, 33, 17}, /* quantized: the most rows the group kernels take (16-row chunks, then 15) */
 };
 
 /* dtypes whose SIMD paths quantize the activations (mp_ref_matmul_q8 semantics) and their block */
