@@ -17,6 +17,7 @@
 #include "preprocess/audio.h"
 #include "runtime/batch_io.h"
 #include "runtime/engine.h"
+#include "runtime/featcache.h"
 #include "runtime/media.h"
 #include "runtime/textmodel.h"
 #include "runtime/vlm.h"
@@ -48,8 +49,10 @@ static void usage(FILE *f) {
             "(\"prompt\" as is), /v1/audio/transcriptions (body \"file\": a path, file:// URL or data: URI;\n"
             "\"language\", \"prompt\", \"temperature\", \"response_format\" json|verbose_json|text,\n"
             "\"timestamp_granularities\": [\"word\"]). Images need a SmolVLM or Qwen2-VL model, videos a Qwen2-VL\n"
-            "one (Qwen2-VL: one image or video per request). Relative media paths: relative to the requests file.\n"
-            "The same audio (same options) or Qwen2-VL media in many requests is encoded once.\n"
+            "one (Qwen2-VL: one image or video per request). Relative media paths: relative to the requests file;\n"
+            "data: URIs of videos go through a temporary file in $TMPDIR.\n"
+            "The same audio (same options), image or Qwen2-VL media in many requests is encoded once; SmolVLM\n"
+            "images of the requests ready together go through the vision tower as one batch.\n"
             "  -m, --model MODEL     GGUF file, HF folder, llama2.c .bin, whisper.cpp ggml .bin, or hub id\n"
             "                        ORG/NAME[:FILE]; give -m twice for a text model plus a Whisper model\n"
             "      --mmproj FILE     the vision tower of a GGUF SmolVLM / Qwen2-VL text model (llama.cpp mmproj)\n"
@@ -68,6 +71,10 @@ static void usage(FILE *f) {
             "  -bs, --beam-size N    Whisper beam size (default 5); -bo, --best-of N (default 5)\n"
             "  -nf, --no-fallback    no Whisper temperature fallback\n"
             "      --fps F           video frames per second to sample (default 2); --max-frames N (default 32)\n"
+            "      --image-splitting 0|1  SmolVLM: split images into tiles (default: the processor config)\n"
+            "      --vision-cache-mb N    memory for encoded images kept by content (default 1024; 0: unbounded)\n"
+            "      --stats FILE      write the run's numbers as JSON (wall time, the compute stages' own time,\n"
+            "                        tokens, cache hits)\n"
             "      --grace S         on SIGINT/SIGTERM, seconds to finish in-flight requests (default 30)\n"
             "      --progress        progress bar even when stderr is not a terminal\n"
             "  -t, --threads N       threads (default: physical cores)\n"
@@ -88,6 +95,7 @@ static void on_signal(int sig) {
 }
 
 #define ASR_MAX_GROUP 64
+#define VG_MAX 64 /* requests in one vision group */
 
 /* one transcription request waiting for its group to run */
 typedef struct asr_item {
@@ -130,6 +138,15 @@ typedef struct batch_ctx {
     mp_sampler_params sampling;
     int64_t mm_encoded, mm_cached;
     mp_vqa_opts vqa_opts;      /* --fps, --max-frames */
+    /* SmolVLM: requests whose images go through the vision tower together (see vision_flush), and the
+     * encoded images by content (the same picture in many requests is encoded once) */
+    int split;                 /* --image-splitting: -1 the processor config, 0 off, 1 on */
+    mp_featcache *vcache;
+    mp_idefics3_state vst;
+    prep_item *vg[VG_MAX];
+    int n_vg, vg_tiles, vg_batch;
+    /* where the time goes (--stats): the compute stages' own time */
+    double t_vision, t_decoder, t_asr;
     mp_whisper *asr;           /* the speech model, or NULL */
     mp_whisper_ctx *asr_ctx;
     const char *asr_name;
@@ -187,9 +204,15 @@ struct prep_item {
     char *stop_copy[MP_MAX_STOP];
     /* IT_MM: a chat request with images/video; r holds its parameters, the model runs on the main thread */
     cJSON *body;           /* the request body (owned): the messages */
-    mp_image *images;      /* SmolVLM: decoded images [n_images] */
+    mp_image *images;      /* SmolVLM: decoded images [n_images] (pixels freed once preprocessed) */
     int n_images;
+    char *mm_prompt;       /* SmolVLM: the chat rendered with one "<image>" per image */
+    mp_featkey *keys;      /* SmolVLM: each image's vision-cache key (pixels + splitting) */
+    float **tiles;         /* SmolVLM: each image's processor tiles; NULL when it was in the cache */
+    mp_idefics3_plan *plans;
     char *media_path;      /* Qwen2-VL: the one image/video file */
+    int media_tmp;         /* media_path is a temporary file holding a data: URI's bytes (removed here) */
+    char media_name[256];  /* then: "data:<mime>", for error messages */
     char *question;        /* Qwen2-VL: the text of the turn */
     /* IT_ASR */
     asr_item asr;
@@ -212,8 +235,16 @@ static void prep_free(prep_item *it) {
     mp_audio_free(&it->asr.audio);
     free(it->prompt);
     cJSON_Delete(it->body);
-    for (int i = 0; i < it->n_images; i++) mp_image_free(&it->images[i]);
+    for (int i = 0; i < it->n_images; i++) {
+        mp_image_free(&it->images[i]);
+        if (it->tiles) free(it->tiles[i]);
+    }
     free(it->images);
+    free(it->mm_prompt);
+    free(it->keys);
+    free(it->tiles);
+    free(it->plans);
+    if (it->media_tmp && it->media_path) unlink(it->media_path);
     free(it->media_path);
     free(it->question);
     free(it);
@@ -684,7 +715,9 @@ static void asr_flush(batch_ctx *b) {
         errs[nu].msg[0] = 0;
         nu++;
     }
+    double t_asr = now_s();
     mp_whisper_transcribe_batch(b->asr_ctx, samp, ns, nu, &b->pend_p, res, rcs, errs);
+    b->t_asr += now_s() - t_asr;
     for (int i = 0; i < n; i++) {
         asr_item *it = &b->pend[i];
         int k = slot[i];
@@ -880,7 +913,10 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
     if (b->vlm) {
         if (media.n) {
             it->images = calloc((size_t)media.n, sizeof *it->images);
-            if (!it->images) {
+            it->keys = calloc((size_t)media.n, sizeof *it->keys);
+            it->tiles = calloc((size_t)media.n, sizeof *it->tiles);
+            it->plans = calloc((size_t)media.n, sizeof *it->plans);
+            if (!it->images || !it->keys || !it->tiles || !it->plans) {
                 snprintf(msg, sizeof msg, "out of memory");
                 goto bad;
             }
@@ -895,8 +931,9 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
                 snprintf(msg, sizeof msg, "%s", err.msg);
                 goto bad;
             }
-            int rc = mr.path ? mp_image_load(mr.path, NULL, &it->images[i], &err)
-                             : mp_image_load_mem(mr.bytes, mr.size, mr.name, NULL, &it->images[i], &err);
+            mp_image *img = &it->images[i];
+            int rc = mr.path ? mp_image_load(mr.path, NULL, img, &err)
+                             : mp_image_load_mem(mr.bytes, mr.size, mr.name, NULL, img, &err);
             mp_media_ref_free(&mr);
             if (rc < 0) {
                 free(cm);
@@ -905,9 +942,26 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
                 return prep_error(q->custom_id, 400, "invalid_media", err.msg);
             }
             it->n_images = i + 1;
+            /* the vision cache's key: the decoded pixels (the same picture in another file or format is
+             * the same input) and the splitting that shapes the tiles */
+            mp_featkey *key = &it->keys[i];
+            mp_content_hash(key->h, img->data, (size_t)img->w * img->h * 3);
+            key->size = (int64_t)img->w * img->h * 3;
+            key->opts = ((uint64_t)(uint32_t)img->w << 32 | (uint32_t)img->h) * 4 + (uint64_t)(b->split + 1);
+            if (mp_featcache_has(b->vcache, key)) continue; /* encoded before: no processor work */
+            if (mp_vlm_preprocess(b->vlm, img, b->split, &it->tiles[i], &it->plans[i], &err) < 0) {
+                free(cm);
+                free(parts);
+                prep_free(it);
+                return prep_error(q->custom_id, 400, "invalid_media", err.msg);
+            }
+            mp_image_free(img); /* the tiles are what the main thread needs */
         }
-        it->body = q->body; /* the messages are rendered on the main thread, with the image rows */
-        q->body = NULL;
+        /* the chat with one "<image>" per image; the main thread expands it with the image rows */
+        if (mp_vlm_render_chat(b->vlm, cm, k, &it->mm_prompt, &err) < 0) {
+            snprintf(msg, sizeof msg, "%s", err.msg);
+            goto bad;
+        }
     } else {
         if (media.n != 1) {
             snprintf(msg, sizeof msg, "Qwen2-VL requests in batch mode take exactly one image or video (got %d)", media.n);
@@ -918,14 +972,38 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
             snprintf(msg, sizeof msg, "%s", err.msg);
             goto bad;
         }
-        if (!mr.path) {
+        if (!mr.path) { /* data: URI: FFmpeg reads it from a private temporary file, removed with the item */
+            const char *td = getenv("TMPDIR");
+            char tmp[4096];
+            snprintf(tmp, sizeof tmp, "%s/mmpipe-media-XXXXXX", td && *td ? td : "/tmp");
+            int fd = mkstemp(tmp);
+            size_t off = 0;
+            while (fd >= 0 && off < mr.size) {
+                ssize_t w = write(fd, mr.bytes + off, mr.size - off);
+                if (w <= 0) break;
+                off += (size_t)w;
+            }
+            if (fd >= 0) close(fd);
+            if (fd < 0 || off != mr.size) {
+                if (fd >= 0) unlink(tmp);
+                snprintf(msg, sizeof msg, "%s: cannot write a temporary file for it in %s: %s", mr.name,
+                         td && *td ? td : "/tmp", strerror(errno ? errno : EIO));
+                mp_media_ref_free(&mr);
+                goto bad;
+            }
+            snprintf(it->media_name, sizeof it->media_name, "%s", mr.name);
             mp_media_ref_free(&mr);
-            snprintf(msg, sizeof msg, "data: URIs are not supported for Qwen2-VL media in batch mode yet (give a path)");
-            goto bad;
+            if (!(it->media_path = strdup(tmp))) {
+                unlink(tmp);
+                snprintf(msg, sizeof msg, "out of memory");
+                goto bad;
+            }
+            it->media_tmp = 1;
+        } else {
+            it->media_path = mr.path;
+            mr.path = NULL;
+            mp_media_ref_free(&mr);
         }
-        it->media_path = mr.path;
-        mr.path = NULL;
-        mp_media_ref_free(&mr);
         /* the question: the text parts of the turn that holds the media */
         size_t len = 1;
         for (int m = 0; m < k; m++)
@@ -961,38 +1039,180 @@ bad:
     return prep_error(q->custom_id, status, status >= 500 ? "internal_error" : "invalid_request", msg);
 }
 
+/* A SmolVLM vision-cache entry: an image's tile plan and its connector rows. */
+typedef struct vis_entry {
+    mp_idefics3_plan plan;
+    float *rows; /* [plan.n_tiles * image_seq_len][n_embd], allocated with the entry */
+} vis_entry;
+
+typedef struct vis_new {
+    const mp_featkey *key;
+    mp_idefics3_plan plan;
+    int tile0; /* its first tile in the group's encoder batch */
+    int served; /* a request got it already: the others count as cache hits */
+} vis_new;
+
+static vis_new *find_new(vis_new *nw, int n, const mp_featkey *k) {
+    for (int i = 0; i < n; i++)
+        if (nw[i].key->h[0] == k->h[0] && nw[i].key->h[1] == k->h[1] && nw[i].key->size == k->size &&
+            nw[i].key->opts == k->opts)
+            return &nw[i];
+    return NULL;
+}
+
+/* The SmolVLM requests gathered in b->vg: every image not in the vision cache (each distinct image once)
+ * goes through the vision tower in one call (its tiles in batches), then each request's prompt is put
+ * together from cached and new rows and submitted; the new rows join the cache last (a put may evict,
+ * and the prompts hold no cache pointer by then). The vision tower is batch-invariant: a request gets the
+ * same rows whichever requests share its group. */
+static void vision_flush(batch_ctx *b, mp_engine *e) {
+    const mp_idefics3_vision *v = &b->vlm->vis;
+    const size_t per_tile = (size_t)3 * v->proc.tile * v->proc.tile;
+    const size_t per_rows = (size_t)v->image_seq_len * v->n_embd_text;
+    int n_img = 0;
+    for (int j = 0; j < b->n_vg; j++) n_img += b->vg[j]->n_images;
+    vis_new *nw = calloc((size_t)n_img + 1, sizeof *nw);
+    char *failed = calloc((size_t)b->n_vg + 1, 1);
+    float *pix = NULL, *rows = NULL;
+    mp_error err;
+    int n_new = 0, total = 0, enc_failed = 0;
+    if (!nw || !failed) {
+        for (int j = 0; j < b->n_vg; j++) put_error(b, b->vg[j]->custom_id, 500, "internal_error", "out of memory");
+        goto done;
+    }
+    /* 1. the distinct images the cache does not hold */
+    for (int j = 0; j < b->n_vg; j++) {
+        prep_item *it = b->vg[j];
+        for (int i = 0; i < it->n_images && !failed[j]; i++) {
+            if (mp_featcache_has(b->vcache, &it->keys[i]) || find_new(nw, n_new, &it->keys[i])) continue;
+            if (!it->tiles[i] && /* in the cache when prepared, evicted since */
+                mp_vlm_preprocess(b->vlm, &it->images[i], b->split, &it->tiles[i], &it->plans[i], &err) < 0) {
+                put_error(b, it->custom_id, 400, "invalid_media", err.msg);
+                failed[j] = 1;
+                break;
+            }
+            nw[n_new++] = (vis_new){&it->keys[i], it->plans[i], total, 0};
+            total += it->plans[i].n_tiles;
+        }
+    }
+    /* 2. their tiles through the vision tower, in one call */
+    if (total > 0) {
+        pix = malloc(sizeof(float) * per_tile * (size_t)total);
+        rows = malloc(sizeof(float) * per_rows * (size_t)total);
+        if (!pix || !rows) {
+            mp_errf(&err, "out of memory for %d image tiles", total);
+            enc_failed = 1;
+        } else {
+            for (int k = 0; k < n_new; k++) { /* the tiles of the item that brought the image first */
+                for (int j = 0; j < b->n_vg; j++)
+                    for (int i = 0; i < b->vg[j]->n_images; i++)
+                        if (&b->vg[j]->keys[i] == nw[k].key)
+                            memcpy(pix + (size_t)nw[k].tile0 * per_tile, b->vg[j]->tiles[i],
+                                   sizeof(float) * per_tile * (size_t)nw[k].plan.n_tiles);
+            }
+            double t = now_s();
+            mp_idefics3_timing tm = {0};
+            enc_failed = mp_idefics3_encode(v, &b->vst, b->ex, pix, total, rows, &tm, &err) < 0;
+            b->t_vision += now_s() - t;
+        }
+        free(pix);
+        pix = NULL;
+    }
+    /* 3. each request's prompt from its images' rows */
+    for (int j = 0; j < b->n_vg; j++) {
+        prep_item *it = b->vg[j];
+        if (failed[j]) continue;
+        int n_rows = 0, fresh = 0, needs_new = 0, lost = 0, rc = -1;
+        mp_idefics3_plan plans[MAX_MEDIA];
+        const float *src[MAX_MEDIA];
+        for (int i = 0; i < it->n_images; i++) {
+            vis_new *w = find_new(nw, n_new, &it->keys[i]);
+            if (w) {
+                plans[i] = w->plan;
+                src[i] = rows ? rows + (size_t)w->tile0 * per_rows : NULL;
+                fresh += !w->served;
+                needs_new = 1;
+                w->served = 1;
+            } else {
+                const vis_entry *ve = mp_featcache_get(b->vcache, &it->keys[i]);
+                if (!ve) { /* cannot happen: only a put evicts, and puts come last */
+                    lost = 1;
+                    break;
+                }
+                plans[i] = ve->plan;
+                src[i] = ve->rows;
+            }
+            n_rows += plans[i].n_tiles;
+        }
+        if ((needs_new && enc_failed) || lost) {
+            put_error(b, it->custom_id, 500, "internal_error", lost ? "vision cache entry lost" : err.msg);
+            continue;
+        }
+        float *img_rows = malloc(sizeof(float) * per_rows * (size_t)(n_rows > 0 ? n_rows : 1));
+        mp_vlm_prompt pp;
+        memset(&pp, 0, sizeof pp);
+        mp_error e2;
+        if (!img_rows) {
+            mp_errf(&e2, "out of memory");
+        } else {
+            for (int i = 0, r = 0; i < it->n_images; i++) {
+                memcpy(img_rows + (size_t)r * per_rows, src[i], sizeof(float) * per_rows * (size_t)plans[i].n_tiles);
+                r += plans[i].n_tiles;
+            }
+            if (mp_vlm_prompt_assemble(b->vlm, it->mm_prompt, plans, it->n_images, img_rows, &pp, &e2) == 0) {
+                mp_vlm_prompt_to_request(&pp, &it->r);
+                it->r.user = it->rs;
+                rc = mp_engine_submit(e, &it->r, &e2);
+            }
+        }
+        free(img_rows);
+        mp_vlm_prompt_free(&pp);
+        if (rc < 0) {
+            put_error(b, it->custom_id, 400, "invalid_request", e2.msg);
+        } else {
+            it->rs = NULL; /* the engine's callback frees it */
+            b->mm_encoded += fresh;
+            b->mm_cached += it->n_images - fresh;
+        }
+    }
+    /* 4. the new rows join the cache */
+    for (int k = 0; k < n_new && rows && !enc_failed; k++) {
+        size_t bytes = sizeof(float) * per_rows * (size_t)nw[k].plan.n_tiles;
+        vis_entry *ve = malloc(sizeof *ve + bytes);
+        if (!ve) break;
+        ve->plan = nw[k].plan;
+        ve->rows = (float *)(ve + 1);
+        memcpy(ve->rows, rows + (size_t)nw[k].tile0 * per_rows, bytes);
+        mp_featcache_put(b->vcache, nw[k].key, ve, sizeof *ve + bytes, free);
+    }
+done:
+    for (int j = 0; j < b->n_vg; j++) prep_free(b->vg[j]);
+    b->n_vg = 0;
+    b->vg_tiles = 0;
+    free(nw);
+    free(failed);
+    free(rows);
+}
+
 /* Main side: the vision tower (batched over the request's tiles / frames; Qwen2-VL media cached by
  * content hash), then into the engine. */
 static void consume_mm(batch_ctx *b, mp_engine *e, prep_item *it) {
     mp_error err;
     int rc = -1;
     it->r.user = it->rs;
-    if (b->vlm) {
-        chat_media media;
-        mp_chat_msg *cm = NULL;
-        mp_chat_part *parts = NULL;
-        int k = 0, status;
-        char msg[512];
-        if (chat_msgs(it->body, &media, &cm, &parts, &k, &status, msg, sizeof msg) < 0) {
-            mp_errf(&err, "%s", msg);
-        } else {
-            const mp_image *imgs[MAX_MEDIA];
-            for (int i = 0; i < it->n_images; i++) imgs[i] = &it->images[i];
-            mp_vlm_prompt pp;
-            memset(&pp, 0, sizeof pp);
-            if (mp_vlm_prompt_from_chat(b->vlm, b->ex, NULL, imgs, it->n_images, cm, k, -1, &pp, &err) == 0) {
-                mp_vlm_prompt_to_request(&pp, &it->r);
-                b->mm_encoded += it->n_images;
-                rc = mp_engine_submit(e, &it->r, &err);
-            }
-            mp_vlm_prompt_free(&pp);
-        }
-        free(cm);
-        free(parts);
+    if (b->vlm) { /* joins the vision group; vision_flush encodes and submits */
+        for (int i = 0; i < it->n_images; i++)
+            if (it->tiles[i]) b->vg_tiles += it->plans[i].n_tiles;
+        b->vg[b->n_vg++] = it;
+        if (b->n_vg == VG_MAX || b->vg_tiles >= b->vg_batch) vision_flush(b, e);
+        return;
     } else {
         mp_vqa_request vr;
         memset(&vr, 0, sizeof vr);
-        if (mp_vqa_request_build(b->vqa, b->ex, it->media_path, &b->vqa_opts, it->question, &vr, &err) == 0) {
+        double t_vis = now_s(); /* media decode + vision tower when not cached, prompt */
+        int built = mp_vqa_request_build(b->vqa, b->ex, it->media_path, &b->vqa_opts, it->question, &vr, &err);
+        b->t_vision += now_s() - t_vis;
+        if (built == 0) {
             vr.req.sampling = it->r.sampling;
             vr.req.max_new = it->r.max_new;
             vr.req.ignore_eos = it->r.ignore_eos;
@@ -1007,6 +1227,12 @@ static void consume_mm(batch_ctx *b, mp_engine *e, prep_item *it) {
         mp_vqa_request_free(&vr);
     }
     if (rc < 0) {
+        const char *tp = it->media_tmp ? strstr(err.msg, it->media_path) : NULL;
+        if (tp) { /* name the data: URI, not the temporary file */
+            char m2[sizeof err.msg];
+            snprintf(m2, sizeof m2, "%.*s%s%s", (int)(tp - err.msg), err.msg, it->media_name, tp + strlen(it->media_path));
+            snprintf(err.msg, sizeof err.msg, "%s", m2);
+        }
         put_error(b, it->custom_id, 400, "invalid_request", err.msg);
     } else {
         it->rs = NULL; /* the engine's callback frees it */
@@ -1255,6 +1481,34 @@ static void progress(batch_ctx *b, mp_engine *e, double t0, int tty, int final) 
     fflush(stderr);
 }
 
+/* --stats: the run's numbers. busy = the compute stages' own time (vision tower, decoder steps, Whisper
+ * groups; all on the main thread) over the wall time of the run. */
+static void write_stats(batch_ctx *b, mp_engine *e, const char *path, double wall) {
+    mp_engine_stats es;
+    memset(&es, 0, sizeof es);
+    if (e) mp_engine_get_stats(e, &es);
+    mp_featcache_stats vs;
+    memset(&vs, 0, sizeof vs);
+    if (b->vcache) mp_featcache_get_stats(b->vcache, &vs);
+    double busy = b->t_vision + b->t_decoder + b->t_asr;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "mmpipe batch: %s: %s (stats not written)\n", path, strerror(errno));
+        return;
+    }
+    fprintf(f,
+            "{\"wall_s\": %.6f, \"busy_s\": %.6f, \"busy\": %.4f, \"vision_s\": %.6f, \"decoder_s\": %.6f, "
+            "\"asr_s\": %.6f, \"forward_s\": %.6f, \"ok\": %lld, \"errors\": %lld, \"gen_tokens\": %lld, "
+            "\"prefill_tokens\": %lld, \"decode_tokens\": %lld, \"steps\": %lld, \"max_running\": %d, "
+            "\"media_encoded\": %lld, \"media_cached\": %lld, \"vision_cache_bytes\": %zu, "
+            "\"vision_cache_evictions\": %lld, \"audio_s\": %.3f, \"asr_cached\": %lld}\n",
+            wall, busy, wall > 0 ? busy / wall : 0, b->t_vision, b->t_decoder, b->t_asr, es.t_forward,
+            (long long)b->n_ok, (long long)b->n_err, (long long)b->tokens_out, (long long)es.prefill_tokens,
+            (long long)es.decode_tokens, (long long)es.steps, es.max_running, (long long)b->mm_encoded,
+            (long long)b->mm_cached, vs.bytes, (long long)vs.evictions, b->audio_s, (long long)b->cache.hits);
+    if (fclose(f) != 0) fprintf(stderr, "mmpipe batch: %s: write error (stats)\n", path);
+}
+
 /* ---------------------------------------------------------------- models */
 
 /* 1 if the resolved model path is a Whisper model (whisper.cpp ggml .bin, or an HF folder whose
@@ -1454,6 +1708,9 @@ int cmd_batch(int argc, char **argv) {
     b.asr_p = mp_whisper_default_params();
     b.asr_p.suppress_nst = 0; /* whisper-cli's default, as `mmpipe transcribe` */
     b.vqa_opts = mp_vqa_default_opts();
+    b.split = -1;
+    long vision_cache_mb = 1024;
+    const char *stats_path = NULL;
     for (int i = 1; i < argc;) {
         int r = cli_parse_common(&cc, argc, argv, &i);
         if (r < 0) return 2;
@@ -1503,6 +1760,9 @@ int cmd_batch(int argc, char **argv) {
         else if ((!strcmp(a, "-bo") || !strcmp(a, "--best-of")) && num_ok && n >= 1 && n <= 64) b.asr_p.best_of = (int)n;
         else if (!strcmp(a, "--grace") && num_ok && n >= 0) grace = (double)n;
         else if (!strcmp(a, "--max-frames") && num_ok && n >= 1 && n <= 4096) b.vqa_opts.max_frames = (int)n;
+        else if (!strcmp(a, "--image-splitting") && num_ok && n >= 0 && n <= 1) b.split = (int)n;
+        else if (!strcmp(a, "--vision-cache-mb") && num_ok && n >= 0 && n <= 1 << 24) vision_cache_mb = n;
+        else if (!strcmp(a, "--stats")) stats_path = v;
         else if (!strcmp(a, "--fps") && atof(v) > 0 && atof(v) <= 240) b.vqa_opts.fps = atof(v);
         else {
             fprintf(stderr, "mmpipe batch: unknown option or bad value: %s %s\n", a, v);
@@ -1596,6 +1856,13 @@ int cmd_batch(int argc, char **argv) {
                 if (mp_vlm_load(&vlm, models[k], mmproj, &ex, &err) < 0) goto fail;
                 vlm_ok = 1;
                 b.vlm = &vlm;
+                if (!(b.vcache = mp_featcache_create((size_t)vision_cache_mb << 20))) {
+                    mp_errf(&err, "out of memory");
+                    goto fail;
+                }
+                /* a vision group is encoded once it has about one encoder batch of new tiles */
+                int side = vlm.vis.proc.tile / vlm.vis.enc.cfg.patch_size;
+                b.vg_batch = side > 0 && 8192 / (side * side) > 0 ? 8192 / (side * side) : 1;
                 llm = use_decoder(&b, &vlm.llm, vlm.tok, vlm.chat_template, &vlm.sampling, vlm.path);
             } else if (kind == MODEL_QWEN2VL) {
                 if (mp_vqa_load(&vqa, models[k], mmproj, &ex, &err) < 0) goto fail;
@@ -1641,8 +1908,9 @@ int cmd_batch(int argc, char **argv) {
     while (!b.write_failed) {
         /* keep the engine's queue full: about two batches' worth of requests waiting or running
          * (transcriptions run in groups as they fill up) */
-        while (!eof && !g_stop && !b.write_failed && engine_pending(e) < 2 * ep.max_seqs) {
-            int idle = engine_pending(e) == 0; /* nothing to compute: wait for the next prepared request */
+        while (!eof && !g_stop && !b.write_failed && engine_pending(e) + b.n_vg < 2 * ep.max_seqs) {
+            /* nothing to compute: wait for the next prepared request */
+            int idle = engine_pending(e) == 0 && b.n_vg == 0;
             prep_item *it = queue_pop(&b.q, idle ? 100 : 0);
             if (!it) {
                 pthread_mutex_lock(&b.q.mu);
@@ -1660,6 +1928,7 @@ int cmd_batch(int argc, char **argv) {
             consume(&b, e, it);
             if (!tty) progress(&b, e, t0, 0, 0);
         }
+        if (b.n_vg) vision_flush(&b, e); /* the images gathered while nothing else was ready */
         if (g_stop && t_stop == 0) {
             t_stop = now_s();
             fprintf(stderr, "\nmmpipe batch: %s: finishing %d in-flight request(s) (grace %.0f s)...\n",
@@ -1674,14 +1943,17 @@ int cmd_batch(int argc, char **argv) {
             continue;
         }
         if (g_stop && now_s() - t_stop > grace) break;
-        if (mp_engine_step(e, &err) < 0) {
+        double t_step = now_s();
+        int step_rc = mp_engine_step(e, &err);
+        b.t_decoder += now_s() - t_step;
+        if (step_rc < 0) {
             fprintf(stderr, "mmpipe batch: %s\n", err.msg);
             engine_failed = 1;
             break;
         }
         progress(&b, e, t0, tty, 0);
     }
-    int in_flight = engine_pending(e) + b.n_pend;
+    int in_flight = engine_pending(e) + b.n_pend + b.n_vg;
     queue_stop(&b.q);
     pthread_join(prep_tid, NULL);
     prep_started = 0;
@@ -1704,6 +1976,7 @@ int cmd_batch(int argc, char **argv) {
         }
     }
     progress(&b, e, t0, tty, 1);
+    if (stats_path) write_stats(&b, e, stats_path, now_s() - t0);
     if (b.write_failed) {
         fprintf(stderr, "mmpipe batch: %s\n", b.werr.msg);
         rc = 2;
@@ -1739,6 +2012,9 @@ done:
     }
     free(b.pend_prompt);
     cache_free(&b.cache);
+    for (int j = 0; j < b.n_vg; j++) prep_free(b.vg[j]); /* gathered, not encoded (interrupted) */
+    if (ex_ok) mp_idefics3_state_free(&b.vst, &ex);
+    mp_featcache_free(b.vcache);
     if (w_ok && mp_res_writer_close(&b.w, &err) < 0) {
         fprintf(stderr, "mmpipe batch: %s\n", err.msg);
         rc = 2;

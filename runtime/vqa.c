@@ -1,5 +1,6 @@
 /* vqa.c — Qwen2-VL / Qwen2.5-VL question answering over video and images (see vqa.h). */
 #include "runtime/vqa.h"
+#include "runtime/featcache.h"
 
 #include "llm/jinja.h"
 #include "models/gguf.h"
@@ -209,8 +210,7 @@ static void media_free(mp_vqa_media *m) {
 }
 
 void mp_vqa_free(mp_vqa *v, mp_exec *ex) {
-    for (int i = 0; i < v->n_cache; i++) media_free(v->cache[i]);
-    free(v->cache);
+    mp_featcache_free(v->cache);
     if (v->smol) { /* llm and tok belong to it */
         mp_idefics3_state_free(&v->smol_vs, ex);
         mp_vlm_free(v->smol, ex);
@@ -228,12 +228,11 @@ void mp_vqa_free(mp_vqa *v, mp_exec *ex) {
 
 /* ---------------------------------------------------------------- media */
 
-/* Two independent 64-bit multiply-xorshift lanes over the file bytes (not cryptographic: a cache key
- * together with the file size). */
+/* The content hash of the file bytes (runtime/featcache.h), read in 1 MiB pieces. */
 static int hash_file(const char *path, uint64_t h[2], int64_t *size, mp_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return mp_errf(err, "%s: %s", path, strerror(errno));
-    uint64_t a = 0x9E3779B97F4A7C15ull, b = 0xC2B2AE3D27D4EB4Full;
+    h[0] = h[1] = 0;
     int64_t total = 0;
     enum { CH = 1 << 20 };
     unsigned char *buf = malloc(CH);
@@ -243,32 +242,39 @@ static int hash_file(const char *path, uint64_t h[2], int64_t *size, mp_error *e
     }
     size_t r;
     while ((r = fread(buf, 1, CH, f)) > 0) {
-        size_t i = 0;
-        for (; i + 8 <= r; i += 8) {
-            uint64_t w;
-            memcpy(&w, buf + i, 8);
-            a = (a ^ w) * 0xFF51AFD7ED558CCDull;
-            a ^= a >> 29;
-            b = (b + w) * 0xC4CEB9FE1A85EC53ull;
-            b ^= b >> 31;
-        }
-        for (; i < r; i++) {
-            a = (a ^ buf[i]) * 0x100000001B3ull;
-            b = (b + buf[i] + 1) * 0x9E3779B97F4A7C15ull;
-        }
+        mp_content_hash(h, buf, r);
         total += (int64_t)r;
     }
     int bad = ferror(f);
     free(buf);
     fclose(f);
     if (bad) return mp_errf(err, "%s: read error", path);
-    h[0] = a ^ (uint64_t)total, h[1] = b;
     *size = total;
     return 0;
 }
 
-static int same_opts(const mp_vqa_opts *a, const mp_vqa_opts *b) {
-    return a->fps == b->fps && a->max_frames == b->max_frames && a->video_max_pixels == b->video_max_pixels;
+/* the options that shape the encoded media, as one word of the cache key */
+static uint64_t opts_key(const mp_vqa_opts *o) {
+    uint64_t h[2] = {0, 0};
+    mp_content_hash(h, &o->fps, sizeof o->fps);
+    mp_content_hash(h, &o->video_max_pixels, sizeof o->video_max_pixels);
+    int64_t mf = o->max_frames;
+    mp_content_hash(h, &mf, sizeof mf);
+    return h[0] ^ h[1];
+}
+
+static void media_free_v(void *m) { media_free(m); }
+
+static size_t media_bytes(const mp_vqa *v, const mp_vqa_media *m) {
+    const mp_qwen2vl_vit_config *c = &v->vit.cfg;
+    size_t b = sizeof *m + sizeof(double) * (size_t)m->n_frames +
+               sizeof(float) * (size_t)m->n_rows * (size_t)v->llm.cfg.n_embd;
+    if (m->patches && v->smol) /* the frames' pixel tiles */
+        b += sizeof(float) * (size_t)m->n_tiles * 3 * v->smol->vis.proc.tile * v->smol->vis.proc.tile;
+    else if (m->patches)
+        b += sizeof(float) * (size_t)m->grid.t * m->grid.h * m->grid.w * c->in_chans * c->temporal_patch_size *
+             c->patch_size * c->patch_size;
+    return b;
 }
 
 /* qwen-vl-utils' per-frame pixel budget of a video of n frames, within the processor's limits */
@@ -461,14 +467,15 @@ int mp_vqa_media_get(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa_opts
     uint64_t h[2] = {0, 0};
     int64_t size = 0;
     if (hash_file(path, h, &size, err) < 0) return -1;
-    for (int i = 0; i < v->n_cache; i++) {
-        mp_vqa_media *m = v->cache[i];
-        if (m->hash[0] == h[0] && m->hash[1] == h[1] && m->size == size && same_opts(&m->opts, &opts)) {
-            v->stats.n_cache_hits++;
-            if (cached) *cached = 1;
-            *out = m;
-            return 0;
-        }
+    if (!v->cache && !(v->cache = mp_featcache_create(v->cache_max_bytes ? v->cache_max_bytes : MP_VQA_CACHE_BYTES)))
+        return mp_errf(err, "out of memory");
+    mp_featkey key = {{h[0], h[1]}, size, opts_key(&opts)};
+    mp_vqa_media *hit = mp_featcache_get(v->cache, &key);
+    if (hit) {
+        v->stats.n_cache_hits++;
+        if (cached) *cached = 1;
+        *out = hit;
+        return 0;
     }
     mp_vqa_media *m = calloc(1, sizeof *m);
     if (!m) return mp_errf(err, "out of memory");
@@ -478,16 +485,8 @@ int mp_vqa_media_get(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa_opts
         media_free(m);
         return -1;
     }
-    if (v->n_cache == v->cap_cache) {
-        int nc = v->cap_cache ? v->cap_cache * 2 : 8;
-        mp_vqa_media **c = realloc(v->cache, sizeof *c * (size_t)nc);
-        if (!c) {
-            media_free(m);
-            return mp_errf(err, "out of memory");
-        }
-        v->cache = c, v->cap_cache = nc;
-    }
-    v->cache[v->n_cache++] = m;
+    if (mp_featcache_put(v->cache, &key, m, media_bytes(v, m), media_free_v) < 0)
+        return mp_errf(err, "out of memory");
     v->stats.n_encoded++;
     v->stats.t_decode += m->t_decode, v->stats.t_preprocess += m->t_preprocess, v->stats.t_encode += m->t_encode;
     v->stats.frames_decoded += m->n_frames;

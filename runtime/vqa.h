@@ -103,8 +103,9 @@ typedef struct mp_vqa {
     mp_qwen2vl_vit_state vst;
     int32_t id_image, id_video, id_vstart, id_vend;
     mp_sampler_params sampling; /* defaults from generation_config.json (greedy when it does not sample) */
-    mp_vqa_media **cache;
-    int n_cache, cap_cache;
+    struct mp_featcache *cache; /* encoded media by content (runtime/featcache.h), least recently used
+                                 * evicted past cache_max_bytes */
+    size_t cache_max_bytes;     /* 0 at load: MP_VQA_CACHE_BYTES; set it before the first media */
     mp_vqa_stats stats;
     int keep_patches;       /* tests: keep each media's patch rows (SmolVLM: the frames' pixel tiles) */
     int kind;               /* MP_VQA_QWEN2VL or MP_VQA_SMOLVLM */
@@ -124,8 +125,11 @@ void mp_vqa_free(mp_vqa *v, mp_exec *ex);
  * config's video_sampling (1 fps / 64 frames). What batch mode should use when a request names none. */
 mp_vqa_opts mp_vqa_model_default_opts(const mp_vqa *v);
 
+#define MP_VQA_CACHE_BYTES ((size_t)1 << 30)
+
 /* The encoded media for path (video, or image as one frame), from the cache or encoded now (*cached says
- * which; may be NULL). The result belongs to v. An audio-only or undecodable file is an error. */
+ * which; may be NULL). The result belongs to v and stays valid until a later call encodes another media
+ * (which may evict it). An audio-only or undecodable file is an error. */
 int mp_vqa_media_get(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa_opts *o, const mp_vqa_media **out,
                      int *cached, mp_error *err);
 

@@ -5,6 +5,9 @@
 # file:// URL and a data: URI; a broken image and a video for SmolVLM get error records; --task caption over
 # a folder; Qwen2-VL: a video_url request answers as `mmpipe vqa` does with the same --fps/--max-frames,
 # the second request about the same video comes from the vision cache, an image_url works as one frame.
+# Vision cache: the same picture (file:// and data: URI; several questions per image) is encoded once,
+# answers unchanged by grouping (--max-seqs 1 vs 16); Qwen2-VL video as a data: URI (temporary file,
+# removed; errors name the URI).
 set -u
 : "${MMPIPE:?}" "${MMPIPE_FIXTURES:?}" "${MP_SOURCE_DIR:?}"
 PY=${MP_PYTHON:-/usr/bin/python3}
@@ -44,7 +47,7 @@ reqs = [chat("path", "imgs/chelsea.jpg"), chat("fileurl", "file://" + t + "/imgs
 with open(t + "/smol.jsonl", "w") as o:
     for r in reqs: o.write(json.dumps(r) + "\n")
 PY
-"$MMPIPE" batch -m "$HF" -t 2 -o "$T/smol.out" "$T/smol.jsonl" 2> "$T/smol.err"; rc=$?
+"$MMPIPE" batch -m "$HF" -t 2 --stats "$T/smol.stats" -o "$T/smol.out" "$T/smol.jsonl" 2> "$T/smol.err"; rc=$?
 [[ $rc == 1 ]] && ok "SmolVLM batch: exit 1 (two bad requests)" || { bad "SmolVLM batch exit $rc"; cat "$T/smol.err"; }
 "$MMPIPE" batch -m "$HF" -t 2 -p "Can you describe this image?" --max-tokens 8 --task caption -o "$T/task.out" "$T/imgs" 2> "$T/task.err"
 "$PY" - "$T" <<'PY' || fails=$((fails + 1))
@@ -70,9 +73,47 @@ req(o["broken"]["error"]["code"] == "invalid_media" and "bad.png" in o["broken"]
 req(o["video"]["error"] is not None and "Qwen2-VL" in o["video"]["error"]["message"], "video for SmolVLM: error says which models take video")
 req(o["text"]["error"] is None, "text-only chat with the VLM: answered")
 req(o["path"]["response"]["body"]["usage"]["prompt_tokens"] > 64, "usage counts the image rows as prompt tokens")
+st = json.load(open(t + "/smol.stats"))
+req(st["media_encoded"] == 2 and st["media_cached"] == 1 and st["ok"] == 4 and st["errors"] == 2,
+    "vision cache: rocket.jpg as file:// and as data: URI encoded once (stats %r)" % {k: st[k] for k in ("media_encoded", "media_cached", "ok", "errors")})
+req(0 < st["busy_s"] <= st["wall_s"] and st["vision_s"] > 0 and st["decoder_s"] > 0 and st["gen_tokens"] > 0,
+    "--stats: compute stages' time within the wall time")
 req(set(task) == {"chelsea.jpg", "rocket.jpg", "bad.png"} and text(task["chelsea.jpg"]) == cap["chelsea.jpg"]
     and task["bad.png"]["error"] is not None, "--task caption DIR: one request per image, == mmpipe caption")
 sys.exit(1 if fails else 0)
+PY
+
+# several questions per image: one vision encode per image (content hash), requests of a vision group
+# answered as alone (the group, and the sequences decoding together, do not change greedy results)
+"$MMPIPE" caption -m "$HF" -n 8 -t 2 -p "What is in the image?" --json "$T/imgs/chelsea.jpg" > "$T/cap_q2.json" 2> /dev/null
+"$PY" - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+qs = ["Can you describe this image?", "What is in the image?", "What colour is it?", "Is it a cat?"]
+with open(t + "/multi.jsonl", "w") as o:
+    for i in range(8):
+        img = "imgs/chelsea.jpg" if i % 2 == 0 else "imgs/rocket.jpg"
+        body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": img}},
+                                                        {"type": "text", "text": qs[i // 2]}]}], "max_tokens": 8}
+        o.write(json.dumps({"custom_id": "q%d" % i, "url": "/v1/chat/completions", "body": body}) + "\n")
+PY
+"$MMPIPE" batch -m "$HF" -t 2 --stats "$T/multi.stats" -o "$T/multi.out" "$T/multi.jsonl" 2> "$T/multi.err" \
+  || { bad "multi-question batch: $(cat "$T/multi.err")"; }
+"$MMPIPE" batch -m "$HF" -t 2 --max-seqs 1 --vision-cache-mb 0 -o "$T/multi1.out" "$T/multi.jsonl" 2> "$T/multi1.err" \
+  || { bad "multi-question batch, one sequence: $(cat "$T/multi1.err")"; }
+"$PY" - "$T" <<'PY' || fails=$((fails + 1))
+import json, sys
+t = sys.argv[1]
+text = lambda r: r["response"]["body"]["choices"][0]["message"]["content"].strip()
+a = {r["custom_id"]: text(r) for r in map(json.loads, open(t + "/multi.out"))}
+b = {r["custom_id"]: text(r) for r in map(json.loads, open(t + "/multi1.out"))}
+st = json.load(open(t + "/multi.stats"))
+cap = json.loads(open(t + "/cap_q2.json").readline())["text"].strip()
+checks = [(len(a) == 8 and a == b, "8 requests: 16 sequences at once == one at a time (%r)" % a),
+          (st["media_encoded"] == 2 and st["media_cached"] == 6, "two images asked about 4 times each: 2 encoded, 6 from the cache (%d, %d)" % (st["media_encoded"], st["media_cached"])),
+          (a["q2"] == cap, "a cached image's answer == mmpipe caption -p (%r vs %r)" % (a["q2"], cap))]
+for c, what in checks: print(("ok   - " if c else "FAIL - ") + what)
+sys.exit(0 if all(c for c, _ in checks) else 1)
 PY
 
 # ---------------------------------------------------------------- Qwen2-VL
@@ -89,16 +130,22 @@ def chat(cid, url, text, kind):
     return {"custom_id": cid, "url": "/v1/chat/completions",
             "body": {"messages": [{"role": "user", "content": [{"type": kind, kind: {"url": url}}, {"type": "text", "text": text}]}],
                      "max_tokens": 6, "temperature": 0}}
+import base64
+b64 = base64.b64encode(open(vid, "rb").read()).decode()
+junk = base64.b64encode(bytes(range(256)) * 8).decode()
 with open(t + "/q.jsonl", "w") as o:
     for r in [chat("v1", vid, "What happens?", "video_url"), chat("v2", vid, "What happens?", "video_url"),
-              chat("img", img, "What is this?", "image_url")]:
+              chat("img", img, "What is this?", "image_url"),
+              chat("vdata", "data:video/mp4;base64," + b64, "What happens?", "video_url"),
+              chat("vjunk", "data:video/mp4;base64," + junk, "What happens?", "video_url")]:
         o.write(json.dumps(r) + "\n")
 PY
-"$MMPIPE" batch "${Q[@]}" --fps 1 --max-frames 4 -o "$T/q.out" "$T/q.jsonl" 2> "$T/q.err"; rc=$?
-[[ $rc == 0 ]] && ok "Qwen2-VL batch: exit 0" || { bad "Qwen2-VL batch exit $rc"; cat "$T/q.err"; }
-grep -q "1 image/video input(s) encoded, 1 answered from the vision cache" "$T/q.err" 2>/dev/null \
-  || grep -q "2 image/video input(s) encoded, 1 answered from the vision cache" "$T/q.err" \
-  && ok "the second request about the video came from the vision cache" || { bad "vision cache"; cat "$T/q.err"; }
+mkdir -p "$T/tmp"
+TMPDIR="$T/tmp" "$MMPIPE" batch "${Q[@]}" --fps 1 --max-frames 4 --stats "$T/q.stats" -o "$T/q.out" "$T/q.jsonl" 2> "$T/q.err"; rc=$?
+[[ $rc == 1 ]] && ok "Qwen2-VL batch: exit 1 (one bad video)" || { bad "Qwen2-VL batch exit $rc"; cat "$T/q.err"; }
+grep -q "2 image/video input(s) encoded, 2 answered from the vision cache" "$T/q.err" \
+  && ok "the second request about the video and its data: URI copy came from the vision cache" || { bad "vision cache"; cat "$T/q.err"; }
+ls "$T/tmp"/mmpipe-media-* > /dev/null 2>&1 && bad "temporary media files left behind" || ok "no temporary media files left"
 "$PY" - "$T" <<'PY' || fails=$((fails + 1))
 import json, sys
 t = sys.argv[1]
@@ -112,7 +159,12 @@ def got(r):
     return (b["choices"][0]["message"]["content"].strip(), b["usage"]["prompt_tokens"], b["usage"]["completion_tokens"],
             b["choices"][0]["finish_reason"])
 ok = True
-for cid, ref in [("v1", answer(t + "/vqa.json")), ("v2", answer(t + "/vqa.json")), ("img", answer(t + "/vqa_img.json"))]:
+e = o["vjunk"]["error"]
+c = e is not None and e["message"].startswith("data:video/mp4") and "mmpipe-media" not in e["message"]
+print(("ok   - " if c else "FAIL - ") + "undecodable data: URI video: error names the data: URI (%r)" % e)
+ok = ok and c
+for cid, ref in [("v1", answer(t + "/vqa.json")), ("v2", answer(t + "/vqa.json")), ("img", answer(t + "/vqa_img.json")),
+                 ("vdata", answer(t + "/vqa.json"))]:
     c = got(o[cid]) == ref and ref[1] > 20 and ref[2] > 0
     print(("ok   - " if c else "FAIL - ") + "%s: batch == mmpipe vqa: text, prompt/completion tokens, finish (%r vs %r)" % (cid, got(o[cid]), ref))
     ok = ok and c
