@@ -4,11 +4,15 @@
  * across noisy machines. */
 #ifndef MP_BENCH_H
 #define MP_BENCH_H
+#include "kernels/mp.h"
+#include <stddef.h>
 int bench_ops(int argc, char **argv);
 int bench_kernels(int argc, char **argv); /* bench_kernels.c: attention, norms, activations, rope, convs */
 int bench_llm(int argc, char **argv);
 int bench_transcribe(int argc, char **argv);
 int bench_caption(int argc, char **argv);
+/* bench_caption.c: the SmolVLM-256M-shaped random BF16 HF folder DIR/smolvlm-256m-random (written once) */
+int bench_caption_model(const char *dir, char *model, size_t cap, mp_error *err);
 int bench_vqa(int argc, char **argv);
 int bench_batch(int argc, char **argv);
 

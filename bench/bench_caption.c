@@ -267,6 +267,15 @@ static int run_case(const mp_vlm *m, mp_exec *ex, const char *const *files, int 
     return 0;
 }
 
+int bench_caption_model(const char *dir, char *model, size_t cap, mp_error *err) {
+    const char *fx = getenv("MMPIPE_FIXTURES");
+    char from[4096];
+    snprintf(from, sizeof from, "%s/" REAL, fx && *fx ? fx : "../shared/fixtures");
+    mkdir(dir, 0755);
+    if ((size_t)snprintf(model, cap, "%s/smolvlm-256m-random", dir) >= cap) return mp_errf(err, "%s: path too long", dir);
+    return make_model(from, model, err);
+}
+
 int bench_caption(int argc, char **argv) {
     const char *dir = "/tmp/mmpipe-bench-caption", *from = NULL;
     opts o = {0, 32, 0, 0};
