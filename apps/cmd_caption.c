@@ -18,7 +18,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: mmpipe caption -m MODEL [--mmproj FILE] [-p PROMPT] [options] IMAGE...\n"
-            "  -m, --model PATH       SmolVLM / Idefics3: HF folder, hub id ORG/NAME, or a GGUF text model\n"
+            "  -m, --model PATH       SmolVLM / SmolVLM2 (image mode) / Idefics3: HF folder, hub id ORG/NAME, or a\n"
+            "                         GGUF text model\n"
             "      --mmproj FILE      the vision tower for a GGUF text model (llama.cpp mmproj, idefics3)\n"
             "  -p, --prompt TEXT      the request after each image (default \"" MP_CAPTION_DEFAULT_PROMPT "\")\n"
             "  -n, --n-predict N      most tokens per caption (default 256)\n"

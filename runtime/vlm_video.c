@@ -212,3 +212,54 @@ int mp_smolvlm2_video_prompt(const mp_vlm *m, const char *question, int n_frames
     *out = s.p;
     return 0;
 }
+
+/* ---------------------------------------------------------------- a video request */
+
+mp_video_opts mp_smolvlm2_video_opts(const mp_smolvlm2_video_params *vp, double fps, int max_frames) {
+    mp_video_opts vo = mp_video_default_opts();
+    vo.policy = MP_VIDEO_SAMPLE_SMOLVLM2;
+    vo.fps = fps > 0 ? fps : (vp && vp->fps > 0 ? vp->fps : 1.0);
+    vo.max_frames = max_frames > 0 ? max_frames : (vp && vp->max_frames > 0 ? vp->max_frames : 64);
+    vo.skip_secs = 1.0; /* SmolVLMVideoProcessor.sample_frames' skip_secs */
+    return vo;
+}
+
+int mp_smolvlm2_frames_encode(const mp_vlm *m, mp_exec *ex, mp_idefics3_state *vs, const mp_image *const *frames, int n,
+                              int longest_edge, float *rows, float *pixels, mp_error *err) {
+    if (n <= 0) return mp_errf(err, "video: no frames");
+    const size_t per = (size_t)3 * m->vis.proc.tile * m->vis.proc.tile;
+    float *pix = pixels ? pixels : malloc(sizeof(float) * per * (size_t)n);
+    if (!pix) return mp_errf(err, "video: out of memory for %d frames", n);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        mp_error e;
+        if (mp_smolvlm2_frame_preprocess(m, frames[i], longest_edge, pix + per * (size_t)i, &e) < 0)
+            rc = mp_errf(err, "frame %d: %s", i, e.msg);
+    }
+    mp_idefics3_state own = {0};
+    if (rc == 0) rc = mp_idefics3_encode(&m->vis, vs ? vs : &own, ex, pix, n, rows, NULL, err);
+    mp_idefics3_state_free(&own, ex);
+    if (pix != pixels) free(pix);
+    return rc;
+}
+
+int mp_smolvlm2_video_prompt_assemble(const mp_vlm *m, const char *question, int n_frames, const double *secs,
+                                      double duration, const float *rows, mp_vlm_prompt *out, mp_error *err) {
+    memset(out, 0, sizeof *out);
+    int32_t *ids = NULL;
+    int n = 0, n_img = 0;
+    const int n_rows = n_frames * m->vis.image_seq_len;
+    if (mp_smolvlm2_video_prompt(m, question, n_frames, secs, duration, &out->text, err) < 0) return -1;
+    int rc = mp_vlm_tokenize(m, out->text, &ids, &n, &n_img, err);
+    if (rc == 0 && n_img != n_rows)
+        rc = mp_errf(err, "prompt: %d <image> tokens for %d frame rows (is \"<image>\" in the question?)", n_img, n_rows);
+    if (rc == 0) rc = mp_vlm_items(m, ids, n, rows, n_rows, &out->tokens, &out->embd, err);
+    free(ids);
+    if (rc < 0) {
+        mp_vlm_prompt_free(out);
+        return -1;
+    }
+    out->n = n;
+    out->n_images = n_frames, out->n_tiles = n_frames, out->n_image_rows = n_rows;
+    return 0;
+}

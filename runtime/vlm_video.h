@@ -19,6 +19,7 @@
 #ifndef MP_VLM_VIDEO_H
 #define MP_VLM_VIDEO_H
 
+#include "preprocess/video.h"
 #include "runtime/vlm.h"
 
 #ifdef __cplusplus
@@ -48,6 +49,34 @@ int mp_smolvlm2_video_text(const mp_vlm *m, int n_frames, const double *secs, do
 /* The whole prompt of one user turn [video, question], <video> expanded. *out malloc'd. */
 int mp_smolvlm2_video_prompt(const mp_vlm *m, const char *question, int n_frames, const double *secs, double duration,
                              char **out, mp_error *err);
+
+/* ---------------------------------------------------------------- a video request
+ *
+ * What batch mode (or any caller holding an mp_vlm) needs for one (video, question):
+ *
+ *   mp_smolvlm2_video_params vp;  mp_smolvlm2_video_params_load(&vlm, &vp, &err);   // once per model
+ *   mp_video_opts vo = mp_smolvlm2_video_opts(&vp, fps, max_frames);                // 0: the model's
+ *   mp_video vid;  mp_video_load(path, &vo, &vid, &err);
+ *   float *rows = malloc(vid.n_frames * vlm.vis.image_seq_len * vlm.vis.n_embd_text * sizeof(float));
+ *   mp_smolvlm2_frames_encode(&vlm, &ex, &vs, frames, vid.n_frames, vp.longest_edge, rows, NULL, &err);
+ *   mp_smolvlm2_video_prompt_assemble(&vlm, question, vid.n_frames, pts, vid.duration, rows, &p, &err);
+ *   mp_vlm_prompt_to_request(&p, &req);  ... mp_engine_submit ...;  mp_vlm_prompt_free(&p);
+ *
+ * (runtime/vqa.h does exactly this, with the encoded frames cached by content hash.) */
+
+/* The decoder's sampling options for SmolVLM2: fps / max_frames <= 0 take vp's (the model's). */
+mp_video_opts mp_smolvlm2_video_opts(const mp_smolvlm2_video_params *vp, double fps, int max_frames);
+
+/* Frames -> connector rows: each frame through mp_smolvlm2_frame_preprocess, then the vision tower in
+ * batches (vs: a state to reuse, or NULL). rows: n * image_seq_len * n_embd_text floats; pixels (may be
+ * NULL): receives the n x 3 x tile x tile pixel values. */
+int mp_smolvlm2_frames_encode(const mp_vlm *m, mp_exec *ex, mp_idefics3_state *vs, const mp_image *const *frames, int n,
+                              int longest_edge, float *rows, float *pixels, mp_error *err);
+
+/* The decoder prompt for a question over encoded frames (rows as mp_smolvlm2_frames_encode wrote them):
+ * mp_smolvlm2_video_prompt, tokenized, the <image> rows filled in order. */
+int mp_smolvlm2_video_prompt_assemble(const mp_vlm *m, const char *question, int n_frames, const double *secs,
+                                      double duration, const float *rows, mp_vlm_prompt *out, mp_error *err);
 
 #ifdef __cplusplus
 }

@@ -390,11 +390,7 @@ static int encode_smolvlm(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa
                           mp_error *err) {
     const mp_vlm *s = v->smol;
     double t0 = now_s();
-    mp_video_opts vo = mp_video_default_opts();
-    vo.policy = MP_VIDEO_SAMPLE_SMOLVLM2;
-    vo.fps = o->fps > 0 ? o->fps : v->smol_video.fps;
-    vo.max_frames = o->max_frames > 0 ? o->max_frames : v->smol_video.max_frames;
-    vo.skip_secs = 1.0;
+    mp_video_opts vo = mp_smolvlm2_video_opts(&v->smol_video, o->fps, o->max_frames);
     mp_video vid;
     memset(&vid, 0, sizeof vid);
     if (mp_video_load(path, &vo, &vid, err) < 0) return -1;
@@ -421,19 +417,7 @@ static int encode_smolvlm(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa
     snprintf(m->codec, sizeof m->codec, "%s", vid.codec);
     snprintf(m->warning, sizeof m->warning, "%s", vid.warning);
     double t1 = now_s();
-    if (m->is_video) {
-        tiles = malloc(sizeof(float) * per * (size_t)nf);
-        if (!tiles) {
-            mp_errf(err, "%s: out of memory for %d frames", path, nf);
-            goto done;
-        }
-        for (int i = 0; i < nf; i++) {
-            mp_error e;
-            if (mp_smolvlm2_frame_preprocess(s, &vid.frames[i].img, v->smol_video.longest_edge, tiles + per * (size_t)i, &e) < 0) {
-                mp_errf(err, "%s: frame %d: %s", path, i, e.msg);
-                goto done;
-            }
-        }
+    if (m->is_video) { /* every frame one tile (preprocessing and encoding timed together) */
         m->n_tiles = nf;
         m->resized_w = m->resized_h = s->vis.proc.tile;
         memset(&m->plan, 0, sizeof m->plan);
@@ -441,16 +425,33 @@ static int encode_smolvlm(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa
         if (mp_vlm_preprocess(s, &vid.frames[0].img, -1, &tiles, &m->plan, err) < 0) goto done;
         m->n_tiles = m->plan.n_tiles;
         m->resized_w = m->plan.resized_w, m->resized_h = m->plan.resized_h;
+        m->t_preprocess = now_s() - t1;
     }
-    m->t_preprocess = now_s() - t1;
     double t2 = now_s();
     m->n_rows = (int64_t)m->n_tiles * s->vis.image_seq_len;
     m->rows = malloc(sizeof(float) * (size_t)m->n_rows * (size_t)s->vis.n_embd_text);
-    if (!m->rows) {
+    if (m->is_video && v->keep_patches) tiles = malloc(sizeof(float) * per * (size_t)nf);
+    if (!m->rows || (m->is_video && v->keep_patches && !tiles)) {
         mp_errf(err, "%s: out of memory for %lld vision rows", path, (long long)m->n_rows);
         goto done;
     }
-    if (mp_idefics3_encode(&s->vis, &v->smol_vs, ex, tiles, m->n_tiles, m->rows, NULL, err) < 0) goto done;
+    if (m->is_video) {
+        const mp_image **fr = malloc(sizeof *fr * (size_t)nf);
+        if (!fr) {
+            mp_errf(err, "%s: out of memory", path);
+            goto done;
+        }
+        for (int i = 0; i < nf; i++) fr[i] = &vid.frames[i].img;
+        mp_error e;
+        int erc = mp_smolvlm2_frames_encode(s, ex, &v->smol_vs, fr, nf, v->smol_video.longest_edge, m->rows, tiles, &e);
+        free(fr);
+        if (erc < 0) {
+            mp_errf(err, "%s: %s", path, e.msg);
+            goto done;
+        }
+    } else if (mp_idefics3_encode(&s->vis, &v->smol_vs, ex, tiles, m->n_tiles, m->rows, NULL, err) < 0) {
+        goto done;
+    }
     m->t_encode = now_s() - t2;
     if (v->keep_patches) m->patches = tiles, tiles = NULL;
     rc = 0;
@@ -541,34 +542,25 @@ void mp_vqa_request_free(mp_vqa_request *r) {
 static int request_smolvlm(const mp_vqa *v, const mp_vqa_media *media, const char *question, mp_vqa_request *r,
                            mp_error *err) {
     const mp_vlm *s = v->smol;
-    int rc = -1;
+    mp_vlm_prompt p;
+    int rc;
     if (media->is_video) {
-        char *text = NULL;
-        int n = 0, n_img = 0;
-        if (mp_smolvlm2_video_prompt(s, question, media->n_frames, media->pts, media->duration, &text, err) < 0) return -1;
-        rc = mp_vlm_tokenize(s, text, &r->ids, &n, &n_img, err);
-        free(text);
-        if (rc == 0 && n_img != media->n_rows)
-            rc = mp_errf(err, "prompt: %d <image> tokens for %lld frame rows (is \"<image>\" in the question?)", n_img,
-                         (long long)media->n_rows);
-        if (rc == 0) rc = mp_vlm_items(s, r->ids, n, media->rows, (int)media->n_rows, &r->tokens, &r->embd, err);
-        r->n = n;
+        rc = mp_smolvlm2_video_prompt_assemble(s, question, media->n_frames, media->pts, media->duration, media->rows, &p,
+                                               err);
     } else {
         char *chat = NULL;
-        mp_vlm_prompt p;
         if (mp_vlm_chat_prompt(s, question, &chat, err) < 0) return -1;
         rc = mp_vlm_prompt_assemble(s, chat, &media->plan, 1, media->rows, &p, err);
         free(chat);
-        if (rc == 0) {
-            r->n = p.n;
-            r->tokens = p.tokens, r->embd = p.embd;
-            p.tokens = NULL, p.embd = NULL;
-            r->ids = malloc(sizeof(int32_t) * (size_t)(p.n > 0 ? p.n : 1));
-            if (!r->ids) rc = mp_errf(err, "prompt: out of memory");
-            for (int i = 0; rc == 0 && i < p.n; i++) r->ids[i] = r->tokens[i] >= 0 ? r->tokens[i] : s->id_image;
-            mp_vlm_prompt_free(&p);
-        }
     }
+    if (rc < 0) return -1;
+    r->n = p.n;
+    r->tokens = p.tokens, r->embd = p.embd;
+    p.tokens = NULL, p.embd = NULL;
+    mp_vlm_prompt_free(&p);
+    r->ids = malloc(sizeof(int32_t) * (size_t)(r->n > 0 ? r->n : 1));
+    if (!r->ids) rc = mp_errf(err, "prompt: out of memory");
+    for (int i = 0; rc == 0 && i < r->n; i++) r->ids[i] = r->tokens[i] >= 0 ? r->tokens[i] : s->id_image;
     if (rc == 0 && r->n > v->llm.cfg.n_ctx_train)
         rc = mp_errf(err, "prompt: %d tokens (%lld vision) exceed the model's context of %d; use fewer frames", r->n,
                      (long long)media->n_rows, v->llm.cfg.n_ctx_train);
