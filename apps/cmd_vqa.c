@@ -96,6 +96,7 @@ static cJSON *media_json(const mp_vqa *v, const mp_vqa_media *m) {
         cJSON_AddNumberToObject(o, "duration", m->duration);
         cJSON_AddNumberToObject(o, "native_fps", m->native_fps);
         if (!smol) cJSON_AddNumberToObject(o, "second_per_grid", m->second_per_grid);
+        if (smol) cJSON_AddNumberToObject(o, "prompt_duration", m->prompt_duration);
         cJSON_AddNumberToObject(o, "fps", m->opts.fps);
         cJSON_AddNumberToObject(o, "max_frames", m->opts.max_frames);
     }

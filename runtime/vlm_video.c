@@ -215,6 +215,11 @@ int mp_smolvlm2_video_prompt(const mp_vlm *m, const char *question, int n_frames
 
 /* ---------------------------------------------------------------- a video request */
 
+double mp_smolvlm2_video_duration(const mp_video *v) {
+    if (v->total_frames > 0 && v->native_fps > 0) return (double)v->total_frames / v->native_fps;
+    return v->duration;
+}
+
 mp_video_opts mp_smolvlm2_video_opts(const mp_smolvlm2_video_params *vp, double fps, int max_frames) {
     mp_video_opts vo = mp_video_default_opts();
     vo.policy = MP_VIDEO_SAMPLE_SMOLVLM2;

@@ -59,10 +59,15 @@ int mp_smolvlm2_video_prompt(const mp_vlm *m, const char *question, int n_frames
  *   mp_video vid;  mp_video_load(path, &vo, &vid, &err);
  *   float *rows = malloc(vid.n_frames * vlm.vis.image_seq_len * vlm.vis.n_embd_text * sizeof(float));
  *   mp_smolvlm2_frames_encode(&vlm, &ex, &vs, frames, vid.n_frames, vp.longest_edge, rows, NULL, &err);
- *   mp_smolvlm2_video_prompt_assemble(&vlm, question, vid.n_frames, pts, vid.duration, rows, &p, &err);
+ *   mp_smolvlm2_video_prompt_assemble(&vlm, question, vid.n_frames, pts, mp_smolvlm2_video_duration(&vid),
+ *                                     rows, &p, &err);
  *   mp_vlm_prompt_to_request(&p, &req);  ... mp_engine_submit ...;  mp_vlm_prompt_free(&p);
  *
  * (runtime/vqa.h does exactly this, with the encoded frames cached by content hash.) */
+
+/* The duration the prompt states: total_frames / native_fps as transformers' video loaders compute it
+ * (VideoMetadata.duration), else the container's duration. */
+double mp_smolvlm2_video_duration(const mp_video *v);
 
 /* The decoder's sampling options for SmolVLM2: fps / max_frames <= 0 take vp's (the model's). */
 mp_video_opts mp_smolvlm2_video_opts(const mp_smolvlm2_video_params *vp, double fps, int max_frames);

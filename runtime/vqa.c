@@ -414,6 +414,7 @@ static int encode_smolvlm(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa
     m->src_w = vid.width, m->src_h = vid.height;
     m->duration = vid.duration, m->native_fps = vid.native_fps;
     m->total_frames = vid.total_frames;
+    m->prompt_duration = mp_smolvlm2_video_duration(&vid);
     snprintf(m->codec, sizeof m->codec, "%s", vid.codec);
     snprintf(m->warning, sizeof m->warning, "%s", vid.warning);
     double t1 = now_s();
@@ -545,7 +546,7 @@ static int request_smolvlm(const mp_vqa *v, const mp_vqa_media *media, const cha
     mp_vlm_prompt p;
     int rc;
     if (media->is_video) {
-        rc = mp_smolvlm2_video_prompt_assemble(s, question, media->n_frames, media->pts, media->duration, media->rows, &p,
+        rc = mp_smolvlm2_video_prompt_assemble(s, question, media->n_frames, media->pts, media->prompt_duration, media->rows, &p,
                                                err);
     } else {
         char *chat = NULL;

@@ -86,6 +86,7 @@ typedef struct mp_vqa_media {
     mp_idefics3_plan plan;
     int n_tiles;            /* vision tiles encoded (frames for a video) */
     int64_t total_frames;   /* frames in the stream (container count or estimate) */
+    double prompt_duration; /* SmolVLM2 videos: the duration the prompt states (mp_smolvlm2_video_duration) */
 } mp_vqa_media;
 
 typedef struct mp_vqa_stats {

@@ -43,7 +43,7 @@ typedef struct fx_tensor {
 } fx_tensor;
 
 typedef struct fx_model {
-    fx_tensor t[160];
+    fx_tensor t[1024]; /* room for the real shapes (SmolVLM-256M: 12 vision + 30 text layers) */
     int n;
 } fx_model;
 

@@ -76,6 +76,16 @@ check "--fps 0.5: round(0.5 * 4) = 2 frames, 0 and 95" frames_are "$T/f05.json" 
 "${V[@]}" --json --fps 2 --max-frames 5 "$VID" "What happens?" >"$T/f2.json" 2>/dev/null
 check "--fps 2 --max-frames 5: int(linspace(0, 95, 5))" frames_are "$T/f2.json" 0,23,47,71,95 00:00,00:00,00:01,00:02,00:03
 
+WEBM="$MMPIPE_FIXTURES/video/big_buck_bunny_0_30.webm"
+if [[ -f $WEBM ]]; then # 30 s VP9: 30 - 2 > 8 frames * 1 fps, so 1 s is skipped at both ends
+  "${V[@]}" --json --max-frames 8 "$WEBM" "What happens?" >"$T/webm.json" 2>/dev/null
+  check "webm --max-frames 8: skip 1 s at both ends, int(linspace(24, 696, 8))" frames_are "$T/webm.json" \
+    24,120,216,312,408,504,600,696 00:01,00:05,00:09,00:13,00:17,00:21,00:25,00:29
+  check "webm: the prompt says 720 frames / 24 fps = 30 s" "$PY" -c '
+import json, sys
+sys.exit(0 if json.load(open(sys.argv[1]))["media"]["prompt_duration"] == 30 else 1)' "$T/webm.json"
+fi
+
 # ---------------------------------------------------------------- GGUF text model + mmproj
 "$MMPIPE" vqa -m "$T/m/text.gguf" --mmproj "$T/m/mmproj.gguf" -t 2 -n 5 --temp 0 --json "$VID" "What happens?" >"$T/gguf.json" 2>"$T/gguf.err"
 check "gguf + mmproj: exit 0" test $? -eq 0

@@ -154,6 +154,7 @@ static void check_video(mp_vqa *v, mp_exec *ex, int max_frames, const char *pref
     if (rc) return;
     const mp_vqa_media *m = r.media;
     CHECK(m->is_video && m->n_tiles == m->n_frames);
+    CHECK(m->total_frames == 96 && fabs(m->prompt_duration - 4.0) < 1e-9); /* 96 frames / 24 fps */
     /* the frames used */
     snprintf(p, sizeof p, "%s.indices", prefix);
     FILE *f = fopen(p, "r");
@@ -179,7 +180,7 @@ static void check_video(mp_vqa *v, mp_exec *ex, int max_frames, const char *pref
     free(ref);
     /* prompt text and ids */
     char *text = NULL;
-    CHECKF(mp_smolvlm2_video_prompt(v->smol, QUESTION, m->n_frames, m->pts, m->duration, &text, &err) == 0, "%s", err.msg);
+    CHECKF(mp_smolvlm2_video_prompt(v->smol, QUESTION, m->n_frames, m->pts, m->prompt_duration, &text, &err) == 0, "%s", err.msg);
     snprintf(p, sizeof p, "%s.prompt", prefix);
     char *rtext = mp_test_read_file(p, &n);
     CHECKF(text && rtext && !strcmp(text, rtext), "%s: expanded prompt differs:\n--- ours\n%.600s\n--- reference\n%.600s", what,
