@@ -33,6 +33,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1468,6 +1469,45 @@ static void on_done(void *ctx, const mp_gen_result *res) {
 
 /* ---------------------------------------------------------------- progress */
 
+/* The total for the progress line: a second reader goes through the requests file while the run goes on
+ * and counts what this run will do (its shard, not already in the output, first occurrences); until it
+ * is through, the line shows no total and no ETA. */
+typedef struct req_counter {
+    mp_req_reader rd;
+    const mp_shard *sh;
+    const mp_idset *done;
+    _Atomic int64_t total;
+    _Atomic int ready, quit;
+} req_counter;
+
+static void *count_thread(void *arg) {
+    req_counter *c = arg;
+    mp_idset seen = {0};
+    int64_t n = 0;
+    for (;;) {
+        mp_request q;
+        char *bad_id = NULL;
+        mp_error err;
+        int r = mp_req_reader_next(&c->rd, &q, &bad_id, &err);
+        if (r == 0 || g_stop || atomic_load(&c->quit)) break;
+        if (r < 0) {
+            if (!bad_id && c->rd.line_no == 0) break; /* read error: the main reader reports it */
+            n += bad_id ? mp_shard_owns(c->sh, bad_id) && !mp_idset_has(c->done, bad_id) : c->sh->index == 0;
+            free(bad_id);
+            continue;
+        }
+        if (mp_shard_owns(c->sh, q.custom_id) && !mp_idset_has(c->done, q.custom_id) && mp_idset_add(&seen, q.custom_id) != 0)
+            n++;
+        mp_request_free(&q);
+    }
+    mp_idset_free(&seen);
+    atomic_store(&c->total, n);
+    atomic_store(&c->ready, 1);
+    return NULL;
+}
+
+static req_counter *g_counter; /* the progress line's total, when counted */
+
 static void progress(batch_ctx *b, mp_engine *e, double t0, int tty, int final) {
     static double last = 0;
     double t = now_s();
@@ -1475,9 +1515,20 @@ static void progress(batch_ctx *b, mp_engine *e, double t0, int tty, int final) 
     last = t;
     double el = t - t0 + 1e-9;
     int64_t done = b->n_ok + b->n_err;
-    fprintf(stderr, "%smmpipe batch: %lld done (%lld errors), %d in flight, %.2f req/s, %.1f tok/s, %.1f s audio, %.0f s%s",
-            tty && !final ? "\r" : "", (long long)done, (long long)b->n_err, (e ? mp_engine_pending(e) : 0) + b->n_pend,
-            done / el, b->tokens_out / el, b->audio_s, el, tty && !final ? "   " : "\n");
+    char total[32] = "", eta[48] = "";
+    if (g_counter && atomic_load(&g_counter->ready)) {
+        int64_t t = atomic_load(&g_counter->total);
+        snprintf(total, sizeof total, "/%lld", (long long)t);
+        if (!final && done > 0 && t > done) {
+            double s = (double)(t - done) / (done / el);
+            if (s < 3600) snprintf(eta, sizeof eta, ", ETA %dm%02ds", (int)s / 60, (int)s % 60);
+            else snprintf(eta, sizeof eta, ", ETA %dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+        }
+    }
+    fprintf(stderr, "%smmpipe batch: %lld%s done (%lld errors), %d in flight, %.2f req/s, %.1f tok/s, %.1f s audio, %.0f s%s%s",
+            tty && !final ? "\r" : "", (long long)done, total, (long long)b->n_err,
+            (e ? mp_engine_pending(e) : 0) + b->n_pend + b->n_vg, done / el, b->tokens_out / el, b->audio_s, el, eta,
+            tty && !final ? "   " : "\n");
     fflush(stderr);
 }
 
@@ -1817,11 +1868,31 @@ int cmd_batch(int argc, char **argv) {
     pthread_t prep_tid;
     mp_idset done = {0};
     int64_t n_done = 0;
+    req_counter *counter = NULL;
+    pthread_t count_tid;
+    int count_started = 0;
     double t0 = now_s();
     if (mp_req_reader_open(&rd, in, &err) < 0) goto fail;
+    struct stat in_st;
+    if (strcmp(in, "-") != 0 && stat(in, &in_st) == 0 && S_ISREG(in_st.st_mode)) {
+        mp_error e2;
+        counter = calloc(1, sizeof *counter);
+        if (counter && mp_req_reader_open(&counter->rd, in, &e2) < 0) {
+            free(counter);
+            counter = NULL;
+        }
+    }
     if (task_path[0]) unlink(task_path); /* open: the file goes when we close it */
     if (mp_res_writer_open(&b.w, out_path, resume, &done, &n_done, &err) < 0) goto fail;
     w_ok = 1;
+    if (counter) {
+        counter->sh = &sh;
+        counter->done = &done;
+        if (pthread_create(&count_tid, NULL, count_thread, counter) == 0) {
+            count_started = 1;
+            g_counter = counter;
+        }
+    }
     if (n_done) fprintf(stderr, "mmpipe batch: resuming %s: %lld results already there\n", out_path, (long long)n_done);
     if (mp_exec_init(&ex, cc.device, tp, (size_t)64 << 20, &err) < 0) goto fail;
     ex_ok = 1;
@@ -1975,6 +2046,10 @@ int cmd_batch(int argc, char **argv) {
             bad_id = NULL;
         }
     }
+    if (count_started) { /* the total for the summary line: through long before (a stop ends it early) */
+        pthread_join(count_tid, NULL);
+        count_started = 0;
+    }
     progress(&b, e, t0, tty, 1);
     if (stats_path) write_stats(&b, e, stats_path, now_s() - t0);
     if (b.write_failed) {
@@ -2020,6 +2095,15 @@ done:
         rc = 2;
     }
     mp_req_reader_close(&rd);
+    if (count_started) { /* a run that failed before the end stops it */
+        atomic_store(&counter->quit, 1);
+        pthread_join(count_tid, NULL);
+    }
+    g_counter = NULL;
+    if (counter) {
+        mp_req_reader_close(&counter->rd);
+        free(counter);
+    }
     if (task_path[0]) unlink(task_path);
     if (tm_ok) mp_textmodel_free(&tm, &ex);
     if (vlm_ok) mp_vlm_free(&vlm, &ex);
