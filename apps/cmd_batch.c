@@ -49,10 +49,10 @@ static void usage(FILE *f) {
             "text, image_url and video_url, whose url is a path, file:// URL or data: URI), /v1/completions\n"
             "(\"prompt\" as is), /v1/audio/transcriptions (body \"file\": a path, file:// URL or data: URI;\n"
             "\"language\", \"prompt\", \"temperature\", \"response_format\" json|verbose_json|text,\n"
-            "\"timestamp_granularities\": [\"word\"]). Images need a SmolVLM or Qwen2-VL model, videos a Qwen2-VL\n"
-            "one (Qwen2-VL: one image or video per request). Relative media paths: relative to the requests file;\n"
-            "data: URIs of videos go through a temporary file in $TMPDIR.\n"
-            "The same audio (same options), image or Qwen2-VL media in many requests is encoded once; SmolVLM\n"
+            "\"timestamp_granularities\": [\"word\"]). Images and videos need a SmolVLM/SmolVLM2 or Qwen2-VL model\n"
+            "(one video per request; Qwen2-VL: one image or video per request). Relative media paths are\n"
+            "relative to the requests file; data: URIs of videos go through a temporary file in $TMPDIR.\n"
+            "The same audio (same options), image or video in many requests is encoded once; SmolVLM\n"
             "images of the requests ready together go through the vision tower as one batch.\n"
             "  -m, --model MODEL     GGUF file, HF folder, llama2.c .bin, whisper.cpp ggml .bin, or hub id\n"
             "                        ORG/NAME[:FILE]; give -m twice for a text model plus a Whisper model\n"
@@ -71,7 +71,8 @@ static void usage(FILE *f) {
             "      --asr-batch N     transcriptions decoded together in lock-step (default 8, at most 64)\n"
             "  -bs, --beam-size N    Whisper beam size (default 5); -bo, --best-of N (default 5)\n"
             "  -nf, --no-fallback    no Whisper temperature fallback\n"
-            "      --fps F           video frames per second to sample (default 2); --max-frames N (default 32)\n"
+            "      --fps F           video frames per second to sample; --max-frames N (defaults: the model's,\n"
+            "                        Qwen2-VL 2 fps / 32 frames, SmolVLM2 its video_sampling, 1 fps / 64 frames)\n"
             "      --image-splitting 0|1  SmolVLM: split images into tiles (default: the processor config)\n"
             "      --vision-cache-mb N    memory for encoded images kept by content (default 1024; 0: unbounded)\n"
             "      --stats FILE      write the run's numbers as JSON (wall time, the compute stages' own time,\n"
@@ -893,8 +894,8 @@ static int item_params(batch_ctx *b, prep_item *it, const mp_request *q, char *m
 }
 
 /* Worker side of a chat request for a vision-language model: messages checked, SmolVLM images decoded
- * here (off the main thread); Qwen2-VL media are decoded and encoded by the model's cache on the main
- * thread (mp_vqa_request_build). */
+ * and preprocessed here (off the main thread); Qwen2-VL media and SmolVLM2 videos are decoded and encoded
+ * by the model's media cache on the main thread (mp_vqa_request_build). */
 static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
     char msg[1024];
     int status = 400;
@@ -911,7 +912,9 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
     }
     if (item_params(b, it, q, msg, sizeof msg) < 0) goto bad;
     mp_error err;
-    if (b->vlm) {
+    int has_video = 0;
+    for (int i = 0; i < media.n; i++) has_video |= media.is_video[i];
+    if (b->vlm && !has_video) { /* SmolVLM images: decoded and preprocessed here, encoded in vision groups */
         if (media.n) {
             it->images = calloc((size_t)media.n, sizeof *it->images);
             it->keys = calloc((size_t)media.n, sizeof *it->keys);
@@ -923,10 +926,6 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
             }
         }
         for (int i = 0; i < media.n; i++) {
-            if (media.is_video[i]) {
-                snprintf(msg, sizeof msg, "video_url content needs a Qwen2-VL / Qwen2.5-VL model in batch mode");
-                goto bad;
-            }
             mp_media_ref mr;
             if (mp_media_resolve(media.url[i], b->base_dir, &mr, &err) < 0) {
                 snprintf(msg, sizeof msg, "%s", err.msg);
@@ -965,7 +964,8 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
         }
     } else {
         if (media.n != 1) {
-            snprintf(msg, sizeof msg, "Qwen2-VL requests in batch mode take exactly one image or video (got %d)", media.n);
+            snprintf(msg, sizeof msg, "%s requests in batch mode take exactly one %s (got %d images/videos)",
+                     b->vlm ? "SmolVLM video" : "Qwen2-VL", b->vlm ? "video" : "image or video", media.n);
             goto bad;
         }
         mp_media_ref mr;
@@ -1026,7 +1026,8 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
             }
         }
         if (k > 1) {
-            snprintf(msg, sizeof msg, "Qwen2-VL requests in batch mode take one user message (image/video + question)");
+            snprintf(msg, sizeof msg, "%s requests in batch mode take one user message (%s + question)",
+                     b->vlm ? "SmolVLM video" : "Qwen2-VL", b->vlm ? "video" : "image/video");
             goto bad;
         }
     }
@@ -1201,7 +1202,7 @@ static void consume_mm(batch_ctx *b, mp_engine *e, prep_item *it) {
     mp_error err;
     int rc = -1;
     it->r.user = it->rs;
-    if (b->vlm) { /* joins the vision group; vision_flush encodes and submits */
+    if (!it->media_path) { /* SmolVLM images: joins the vision group; vision_flush encodes and submits */
         for (int i = 0; i < it->n_images; i++)
             if (it->tiles[i]) b->vg_tiles += it->plans[i].n_tiles;
         b->vg[b->n_vg++] = it;
@@ -1759,6 +1760,7 @@ int cmd_batch(int argc, char **argv) {
     b.asr_p = mp_whisper_default_params();
     b.asr_p.suppress_nst = 0; /* whisper-cli's default, as `mmpipe transcribe` */
     b.vqa_opts = mp_vqa_default_opts();
+    int fps_set = 0, mf_set = 0;
     b.split = -1;
     long vision_cache_mb = 1024;
     const char *stats_path = NULL;
@@ -1810,11 +1812,11 @@ int cmd_batch(int argc, char **argv) {
         else if ((!strcmp(a, "-bs") || !strcmp(a, "--beam-size")) && num_ok && n >= 1 && n <= 64) b.asr_p.beam_size = (int)n;
         else if ((!strcmp(a, "-bo") || !strcmp(a, "--best-of")) && num_ok && n >= 1 && n <= 64) b.asr_p.best_of = (int)n;
         else if (!strcmp(a, "--grace") && num_ok && n >= 0) grace = (double)n;
-        else if (!strcmp(a, "--max-frames") && num_ok && n >= 1 && n <= 4096) b.vqa_opts.max_frames = (int)n;
+        else if (!strcmp(a, "--max-frames") && num_ok && n >= 1 && n <= 4096) b.vqa_opts.max_frames = (int)n, mf_set = 1;
         else if (!strcmp(a, "--image-splitting") && num_ok && n >= 0 && n <= 1) b.split = (int)n;
         else if (!strcmp(a, "--vision-cache-mb") && num_ok && n >= 0 && n <= 1 << 24) vision_cache_mb = n;
         else if (!strcmp(a, "--stats")) stats_path = v;
-        else if (!strcmp(a, "--fps") && atof(v) > 0 && atof(v) <= 240) b.vqa_opts.fps = atof(v);
+        else if (!strcmp(a, "--fps") && atof(v) > 0 && atof(v) <= 240) b.vqa_opts.fps = atof(v), fps_set = 1;
         else {
             fprintf(stderr, "mmpipe batch: unknown option or bad value: %s %s\n", a, v);
             return 2;
@@ -1862,8 +1864,7 @@ int cmd_batch(int argc, char **argv) {
     mp_engine *e = NULL;
     mp_req_reader rd;
     memset(&rd, 0, sizeof rd);
-    int ex_ok = 0, tm_ok = 0, wm_ok = 0, wc_ok = 0, w_ok = 0, prep_started = 0, vlm_ok = 0, vqa_ok = 0;
-    mp_vlm vlm;
+    int ex_ok = 0, tm_ok = 0, wm_ok = 0, wc_ok = 0, w_ok = 0, prep_started = 0, vqa_ok = 0;
     mp_vqa vqa;
     pthread_t prep_tid;
     mp_idset done = {0};
@@ -1923,18 +1924,23 @@ int cmd_batch(int argc, char **argv) {
             int kind = decoder_kind(path, mmproj, &err);
             if (kind < 0) goto fail;
             const mp_llama *llm;
-            if (kind == MODEL_SMOLVLM) {
-                if (mp_vlm_load(&vlm, models[k], mmproj, &ex, &err) < 0) goto fail;
-                vlm_ok = 1;
-                b.vlm = &vlm;
+            if (kind == MODEL_SMOLVLM) { /* images: runtime/vlm (vision groups); videos: SmolVLM2's video mode */
+                if (mp_vqa_load(&vqa, models[k], mmproj, &ex, &err) < 0) goto fail;
+                vqa_ok = 1;
+                if (!vqa.smol) {
+                    mp_errf(&err, "%s: not loaded as a SmolVLM model", models[k]);
+                    goto fail;
+                }
+                b.vqa = &vqa;
+                b.vlm = vqa.smol;
                 if (!(b.vcache = mp_featcache_create((size_t)vision_cache_mb << 20))) {
                     mp_errf(&err, "out of memory");
                     goto fail;
                 }
                 /* a vision group is encoded once it has about one encoder batch of new tiles */
-                int side = vlm.vis.proc.tile / vlm.vis.enc.cfg.patch_size;
+                int side = b.vlm->vis.proc.tile / b.vlm->vis.enc.cfg.patch_size;
                 b.vg_batch = side > 0 && 8192 / (side * side) > 0 ? 8192 / (side * side) : 1;
-                llm = use_decoder(&b, &vlm.llm, vlm.tok, vlm.chat_template, &vlm.sampling, vlm.path);
+                llm = use_decoder(&b, &b.vlm->llm, b.vlm->tok, b.vlm->chat_template, &b.vlm->sampling, b.vlm->path);
             } else if (kind == MODEL_QWEN2VL) {
                 if (mp_vqa_load(&vqa, models[k], mmproj, &ex, &err) < 0) goto fail;
                 vqa_ok = 1;
@@ -1955,6 +1961,11 @@ int cmd_batch(int argc, char **argv) {
             b.model_name = models[k];
             if (mp_engine_create(&e, llm, b.tok, &ex, &ep, on_done, &b, &err) < 0) goto fail;
         }
+    }
+    if (b.vqa) { /* video sampling: the model's defaults (SmolVLM2: its video_sampling) unless given */
+        mp_vqa_opts mo = mp_vqa_model_default_opts(b.vqa);
+        if (!fps_set) b.vqa_opts.fps = mo.fps;
+        if (!mf_set) b.vqa_opts.max_frames = mo.max_frames;
     }
     if (sh.count > 1) fprintf(stderr, "mmpipe batch: shard %d of %d -> %s\n", sh.index, sh.count, out_path);
 
@@ -2106,7 +2117,6 @@ done:
     }
     if (task_path[0]) unlink(task_path);
     if (tm_ok) mp_textmodel_free(&tm, &ex);
-    if (vlm_ok) mp_vlm_free(&vlm, &ex);
     if (vqa_ok) mp_vqa_free(&vqa, &ex);
     if (wc_ok) mp_whisper_ctx_free(&wc);
     if (wm_ok) mp_whisper_free(&wm, &ex);

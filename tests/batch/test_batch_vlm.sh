@@ -2,7 +2,8 @@
 # `mmpipe batch` with image and video content on tiny random vision-language models (the captions and
 # answers themselves are checked against PyTorch by test_caption / test_vqa): a chat request with an
 # image_url part gives the same text as `mmpipe caption` on that image (SmolVLM, HF folder), as a path, a
-# file:// URL and a data: URI; a broken image and a video for SmolVLM get error records; --task caption over
+# file:// URL and a data: URI; a video_url through SmolVLM2's video mode == `mmpipe vqa`; a broken image and
+# a missing video get error records; --task caption over
 # a folder; Qwen2-VL: a video_url request answers as `mmpipe vqa` does with the same --fps/--max-frames,
 # the second request about the same video comes from the vision cache, an image_url works as one frame.
 # Vision cache: the same picture (file:// and data: URI; several questions per image) is encoded once,
@@ -42,11 +43,14 @@ def chat(cid, url, text="Can you describe this image?", kind="image_url"):
 b64 = base64.b64encode(open(f + "/rocket.jpg", "rb").read()).decode()
 reqs = [chat("path", "imgs/chelsea.jpg"), chat("fileurl", "file://" + t + "/imgs/rocket.jpg"),
         chat("data", "data:image/jpeg;base64," + b64), chat("broken", "imgs/bad.png"),
-        chat("video", "imgs/x.mp4", kind="video_url"),
+        chat("video", "clip.mp4", kind="video_url"), chat("novideo", "imgs/x.mp4", kind="video_url"),
         {"custom_id": "text", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}}]
 with open(t + "/smol.jsonl", "w") as o:
     for r in reqs: o.write(json.dumps(r) + "\n")
 PY
+cp "$VID" "$T/clip.mp4"
+"$MMPIPE" vqa -m "$HF" -t 2 -n 8 --temp 0 --json "$T/clip.mp4" "Can you describe this image?" > "$T/smol_vqa.json" 2> "$T/smol_vqa.err" \
+  || { echo "FAIL - mmpipe vqa with SmolVLM: $(cat "$T/smol_vqa.err")"; exit 1; }
 "$MMPIPE" batch -m "$HF" -t 2 --stats "$T/smol.stats" -o "$T/smol.out" "$T/smol.jsonl" 2> "$T/smol.err"; rc=$?
 [[ $rc == 1 ]] && ok "SmolVLM batch: exit 1 (two bad requests)" || { bad "SmolVLM batch exit $rc"; cat "$T/smol.err"; }
 "$MMPIPE" batch -m "$HF" -t 2 -p "Can you describe this image?" --max-tokens 8 --task caption -o "$T/task.out" "$T/imgs" 2> "$T/task.err"
@@ -70,12 +74,16 @@ req(text(o["path"]) == cap["chelsea.jpg"], "image path: batch == mmpipe caption 
 req(text(o["fileurl"]) == cap["rocket.jpg"], "file:// URL: batch == mmpipe caption")
 req(text(o["data"]) == cap["rocket.jpg"], "data: URI: batch == mmpipe caption on the file")
 req(o["broken"]["error"]["code"] == "invalid_media" and "bad.png" in o["broken"]["error"]["message"], "broken image: invalid_media naming the file")
-req(o["video"]["error"] is not None and "Qwen2-VL" in o["video"]["error"]["message"], "video for SmolVLM: error says which models take video")
+vqa = json.load(open(t + "/smol_vqa.json"))["answers"][0]
+req(o["video"]["error"] is None and text(o["video"]) == vqa["answer"].strip()
+    and o["video"]["response"]["body"]["usage"]["prompt_tokens"] == vqa["prompt_tokens"],
+    "video for SmolVLM (SmolVLM2 video mode): batch == mmpipe vqa (%r)" % (o["video"]["error"] or text(o["video"])))
+req(o["novideo"]["error"] is not None and "x.mp4" in o["novideo"]["error"]["message"], "missing video: error names the file")
 req(o["text"]["error"] is None, "text-only chat with the VLM: answered")
 req(o["path"]["response"]["body"]["usage"]["prompt_tokens"] > 64, "usage counts the image rows as prompt tokens")
 st = json.load(open(t + "/smol.stats"))
-req(st["media_encoded"] == 2 and st["media_cached"] == 1 and st["ok"] == 4 and st["errors"] == 2,
-    "vision cache: rocket.jpg as file:// and as data: URI encoded once (stats %r)" % {k: st[k] for k in ("media_encoded", "media_cached", "ok", "errors")})
+req(st["media_encoded"] == 3 and st["media_cached"] == 1 and st["ok"] == 5 and st["errors"] == 2,
+    "vision cache: rocket.jpg as file:// and as data: URI encoded once (and the video) (stats %r)" % {k: st[k] for k in ("media_encoded", "media_cached", "ok", "errors")})
 req(0 < st["busy_s"] <= st["wall_s"] and st["vision_s"] > 0 and st["decoder_s"] > 0 and st["gen_tokens"] > 0,
     "--stats: compute stages' time within the wall time")
 req(set(task) == {"chelsea.jpg", "rocket.jpg", "bad.png"} and text(task["chelsea.jpg"]) == cap["chelsea.jpg"]
