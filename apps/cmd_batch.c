@@ -915,7 +915,7 @@ static prep_item *prepare_mm(batch_ctx *b, mp_request *q) {
     int has_video = 0;
     for (int i = 0; i < media.n; i++) has_video |= media.is_video[i];
     if (b->vlm && !has_video) { /* SmolVLM images: decoded and preprocessed here, encoded in vision groups */
-        if (media.n) {
+        if (media.n > 0) {
             it->images = calloc((size_t)media.n, sizeof *it->images);
             it->keys = calloc((size_t)media.n, sizeof *it->keys);
             it->tiles = calloc((size_t)media.n, sizeof *it->tiles);
