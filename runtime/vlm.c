@@ -1,6 +1,7 @@
 /* vlm.c — SmolVLM / Idefics3 model assembly, image preprocessing and the image-token prompt layout
  * (see vlm.h). */
 #include "runtime/vlm.h"
+#include "runtime/strbuf.h"
 
 #include "llm/jinja.h"
 #include "models/gguf.h"
@@ -154,29 +155,6 @@ int mp_vlm_preprocess(const mp_vlm *m, const mp_image *img, int split, float **t
 
 /* ---------------------------------------------------------------- prompts */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void put(sbuf *s, const char *t, size_t n) {
-    if (s->oom) return;
-    if (s->n + n + 1 > s->cap) {
-        size_t c = s->cap ? s->cap : 256;
-        while (c < s->n + n + 1) c *= 2;
-        char *q = realloc(s->p, c);
-        if (!q) {
-            s->oom = 1;
-            return;
-        }
-        s->p = q, s->cap = c;
-    }
-    memcpy(s->p + s->n, t, n);
-    s->n += n;
-    s->p[s->n] = 0;
-}
-static void puts_(sbuf *s, const char *t) { put(s, t, strlen(t)); }
 
 int mp_vlm_render_chat(const mp_vlm *m, const mp_chat_msg *msgs, int n_msgs, char **out, mp_error *err) {
     *out = NULL;
@@ -187,30 +165,30 @@ int mp_vlm_render_chat(const mp_vlm *m, const mp_chat_msg *msgs, int n_msgs, cha
     }
     /* SmolVLM's template, rendered: "<|im_start|>" then per message "Role:" (": " unless the content
      * starts with an image), its parts, "<end_of_utterance>\n"; then "Assistant:" */
-    sbuf s = {0};
-    puts_(&s, "<|im_start|>");
+    mp_strbuf s = {0};
+    mp_strbuf_puts(&s, "<|im_start|>");
     for (int i = 0; i < n_msgs; i++) {
         const mp_chat_msg *g = &msgs[i];
         const char *r = g->role ? g->role : "";
         char first[2] = {(char)(r[0] >= 'a' && r[0] <= 'z' ? r[0] - 'a' + 'A' : r[0]), 0};
         if (r[0]) {
-            puts_(&s, first);
-            puts_(&s, r + 1);
+            mp_strbuf_puts(&s, first);
+            mp_strbuf_puts(&s, r + 1);
         }
-        puts_(&s, g->n_parts > 0 && g->parts[0].type && !strcmp(g->parts[0].type, "image") ? ":" : ": ");
+        mp_strbuf_puts(&s, g->n_parts > 0 && g->parts[0].type && !strcmp(g->parts[0].type, "image") ? ":" : ": ");
         if (g->n_parts == 0) {
-            puts_(&s, g->content ? g->content : "");
+            mp_strbuf_puts(&s, g->content ? g->content : "");
         } else {
             for (int k = 0; k < g->n_parts; k++) {
                 const mp_chat_part *q = &g->parts[k];
                 if (!q->type) continue;
-                if (!strcmp(q->type, "image")) puts_(&s, "<image>");
-                else if (!strcmp(q->type, "text") && q->text) puts_(&s, q->text);
+                if (!strcmp(q->type, "image")) mp_strbuf_puts(&s, "<image>");
+                else if (!strcmp(q->type, "text") && q->text) mp_strbuf_puts(&s, q->text);
             }
         }
-        puts_(&s, "<end_of_utterance>\n");
+        mp_strbuf_puts(&s, "<end_of_utterance>\n");
     }
-    puts_(&s, "Assistant:");
+    mp_strbuf_puts(&s, "Assistant:");
     if (s.oom) {
         free(s.p);
         return mp_errf(err, "prompt: out of memory");
@@ -225,29 +203,29 @@ int mp_vlm_chat_prompt(const mp_vlm *m, const char *text, char **out, mp_error *
     return mp_vlm_render_chat(m, &msg, 1, out, err);
 }
 
-static void image_layout(const mp_vlm *m, sbuf *s, const mp_idefics3_plan *pl) {
+static void image_layout(const mp_vlm *m, mp_strbuf *s, const mp_idefics3_plan *pl) {
     const char *fake = "<fake_token_around_image>", *img = "<image>";
     char rc[64];
     for (int r = 0; r < pl->rows; r++) {
         for (int c = 0; c < pl->cols; c++) {
-            puts_(s, fake);
+            mp_strbuf_puts(s, fake);
             snprintf(rc, sizeof rc, "<row_%d_col_%d>", r + 1, c + 1);
-            puts_(s, rc);
-            for (int k = 0; k < m->vis.image_seq_len; k++) puts_(s, img);
+            mp_strbuf_puts(s, rc);
+            for (int k = 0; k < m->vis.image_seq_len; k++) mp_strbuf_puts(s, img);
         }
-        puts_(s, "\n");
+        mp_strbuf_puts(s, "\n");
     }
-    if (pl->rows > 0 || pl->cols > 0) puts_(s, "\n");
-    puts_(s, fake);
-    puts_(s, "<global-img>");
-    for (int k = 0; k < m->vis.image_seq_len; k++) puts_(s, img);
-    puts_(s, fake);
+    if (pl->rows > 0 || pl->cols > 0) mp_strbuf_puts(s, "\n");
+    mp_strbuf_puts(s, fake);
+    mp_strbuf_puts(s, "<global-img>");
+    for (int k = 0; k < m->vis.image_seq_len; k++) mp_strbuf_puts(s, img);
+    mp_strbuf_puts(s, fake);
 }
 
 int mp_vlm_expand_prompt(const mp_vlm *m, const char *prompt, const mp_idefics3_plan *plans, int n_images,
                          char **out, mp_error *err) {
     *out = NULL;
-    sbuf s = {0};
+    mp_strbuf s = {0};
     const char *p = prompt;
     int k = 0;
     for (;;) {
@@ -257,11 +235,11 @@ int mp_vlm_expand_prompt(const mp_vlm *m, const char *prompt, const mp_idefics3_
             free(s.p);
             return mp_errf(err, "prompt: more <image> places than the %d image(s) given", n_images);
         }
-        put(&s, p, (size_t)(q - p));
+        mp_strbuf_put(&s, p, (size_t)(q - p));
         image_layout(m, &s, &plans[k++]);
         p = q + strlen("<image>");
     }
-    puts_(&s, p);
+    mp_strbuf_puts(&s, p);
     if (k != n_images) {
         free(s.p);
         return mp_errf(err, "prompt: %d <image> place(s) for %d image(s)", k, n_images);

@@ -1,5 +1,6 @@
 /* vlm_video.c — SmolVLM2 video mode: frame preprocessing and the video prompt (see vlm_video.h). */
 #include "runtime/vlm_video.h"
+#include "runtime/strbuf.h"
 
 #include "models/hfjson.h"
 #include "models/mmap.h"
@@ -79,32 +80,10 @@ int mp_smolvlm2_frame_preprocess(const mp_vlm *m, const mp_image *img, int longe
 
 /* ---------------------------------------------------------------- num2words (English cardinals) */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void put(sbuf *s, const char *t) {
-    size_t n = strlen(t);
-    if (s->oom) return;
-    if (s->n + n + 1 > s->cap) {
-        size_t c = s->cap ? s->cap : 256;
-        while (c < s->n + n + 1) c *= 2;
-        char *q = realloc(s->p, c);
-        if (!q) {
-            s->oom = 1;
-            return;
-        }
-        s->p = q, s->cap = c;
-    }
-    memcpy(s->p + s->n, t, n + 1);
-    s->n += n;
-}
 
 /* num2words' lang_EN merge rules: "twenty-one", "one hundred and one", "one thousand and one",
  * "one thousand, one hundred", "two million, three thousand" */
-static void words(long long n, sbuf *s) {
+static void words(long long n, mp_strbuf *s) {
     static const char *const small[] = {"zero",    "one",     "two",       "three",    "four",
                                         "five",    "six",     "seven",     "eight",    "nine",
                                         "ten",     "eleven",  "twelve",    "thirteen", "fourteen",
@@ -114,14 +93,14 @@ static void words(long long n, sbuf *s) {
         {1000000000000000000LL, "quintillion"}, {1000000000000000LL, "quadrillion"}, {1000000000000LL, "trillion"},
         {1000000000LL, "billion"}, {1000000LL, "million"}, {1000LL, "thousand"}, {100LL, "hundred"}};
     if (n < 20) {
-        put(s, small[n]);
+        mp_strbuf_puts(s, small[n]);
         return;
     }
     if (n < 100) {
-        put(s, tens[n / 10]);
+        mp_strbuf_puts(s, tens[n / 10]);
         if (n % 10) {
-            put(s, "-");
-            put(s, small[n % 10]);
+            mp_strbuf_puts(s, "-");
+            mp_strbuf_puts(s, small[n % 10]);
         }
         return;
     }
@@ -129,10 +108,10 @@ static void words(long long n, sbuf *s) {
         if (n < big[i].v) continue;
         long long q = n / big[i].v, r = n % big[i].v;
         words(q, s);
-        put(s, " ");
-        put(s, big[i].name);
+        mp_strbuf_puts(s, " ");
+        mp_strbuf_puts(s, big[i].name);
         if (r) {
-            put(s, r < 100 ? " and " : ", ");
+            mp_strbuf_puts(s, r < 100 ? " and " : ", ");
             words(r, s);
         }
         return;
@@ -140,9 +119,9 @@ static void words(long long n, sbuf *s) {
 }
 
 int mp_num2words_en(long long n, char *buf, size_t cap) {
-    sbuf s = {0};
+    mp_strbuf s = {0};
     if (n < 0) {
-        put(&s, "minus ");
+        mp_strbuf_puts(&s, "minus ");
         n = n == INT64_MIN ? INT64_MAX : -n;
     }
     words(n, &s);
@@ -170,20 +149,20 @@ int mp_smolvlm2_video_text(const mp_vlm *m, int n_frames, const double *secs, do
                  rem % 60);
     else
         snprintf(dur, sizeof dur, "%lld:%02lld:%02lld", rem / 3600, rem / 60 % 60, rem % 60);
-    sbuf s = {0};
+    mp_strbuf s = {0};
     snprintf(line, sizeof line, "You are provided the following series of %s frames from a %s [H:MM:SS] video.\n", num, dur);
-    put(&s, line);
+    mp_strbuf_puts(&s, line);
     for (int i = 0; i < n_frames; i++) {
         double t = secs[i] > 0 && secs[i] < 9.2e18 ? secs[i] : 0;
         /* (int(t // 60), int(t % 60)); a pts a hair below a whole second (float ticks) counts as it */
         long long whole = (long long)floor(t + 1e-9);
         snprintf(line, sizeof line, "\nFrame from %02lld:%02lld:", whole / 60, whole % 60);
-        put(&s, line);
-        put(&s, "<fake_token_around_image><global-img>");
-        for (int k = 0; k < m->vis.image_seq_len; k++) put(&s, "<image>");
-        put(&s, "<fake_token_around_image>");
+        mp_strbuf_puts(&s, line);
+        mp_strbuf_puts(&s, "<fake_token_around_image><global-img>");
+        for (int k = 0; k < m->vis.image_seq_len; k++) mp_strbuf_puts(&s, "<image>");
+        mp_strbuf_puts(&s, "<fake_token_around_image>");
     }
-    put(&s, "\n\n");
+    mp_strbuf_puts(&s, "\n\n");
     if (s.oom) {
         free(s.p);
         return mp_errf(err, "video prompt: out of memory");
@@ -199,11 +178,11 @@ int mp_smolvlm2_video_prompt(const mp_vlm *m, const char *question, int n_frames
     if (mp_smolvlm2_video_text(m, n_frames, secs, duration, &video, err) < 0) return -1;
     /* the processor's DEFAULT_CHAT_TEMPLATE for videos, rendered for one user turn [video, text]: the
      * first part is not an image, so "User: " */
-    sbuf s = {0};
-    put(&s, "<|im_start|>User: ");
-    put(&s, video);
-    put(&s, question ? question : "");
-    put(&s, "<end_of_utterance>\nAssistant:");
+    mp_strbuf s = {0};
+    mp_strbuf_puts(&s, "<|im_start|>User: ");
+    mp_strbuf_puts(&s, video);
+    mp_strbuf_puts(&s, question ? question : "");
+    mp_strbuf_puts(&s, "<end_of_utterance>\nAssistant:");
     free(video);
     if (s.oom) {
         free(s.p);
