@@ -74,7 +74,8 @@ static void usage(FILE *f) {
             "      --fps F           video frames per second to sample; --max-frames N (defaults: the model's,\n"
             "                        Qwen2-VL 2 fps / 32 frames, SmolVLM2 its video_sampling, 1 fps / 64 frames)\n"
             "      --image-splitting 0|1  SmolVLM: split images into tiles (default: the processor config)\n"
-            "      --vision-cache-mb N    memory for encoded images kept by content (default 1024; 0: unbounded)\n"
+            "      --vision-cache-mb N    memory for encoded images, and for encoded videos, kept by content\n"
+            "                             (default 1024 each; 0: unbounded)\n"
             "      --stats FILE      write the run's numbers as JSON (wall time, the compute stages' own time,\n"
             "                        tokens, cache hits)\n"
             "      --grace S         on SIGINT/SIGTERM, seconds to finish in-flight requests (default 30)\n"
@@ -1962,6 +1963,8 @@ int cmd_batch(int argc, char **argv) {
             if (mp_engine_create(&e, llm, b.tok, &ex, &ep, on_done, &b, &err) < 0) goto fail;
         }
     }
+    if (b.vqa) /* its media cache (videos; Qwen2-VL images) under the same budget as the image cache */
+        b.vqa->cache_max_bytes = vision_cache_mb ? (size_t)vision_cache_mb << 20 : SIZE_MAX;
     if (b.vqa) { /* video sampling: the model's defaults (SmolVLM2: its video_sampling) unless given */
         mp_vqa_opts mo = mp_vqa_model_default_opts(b.vqa);
         if (!fps_set) b.vqa_opts.fps = mo.fps;
