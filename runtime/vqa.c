@@ -277,6 +277,23 @@ static size_t media_bytes(const mp_vqa *v, const mp_vqa_media *m) {
     return b;
 }
 
+/* What both families keep of a decoded video (or image as one frame): kind, frame times, source
+ * size, duration, codec, the decoder's warning. */
+static int media_from_video(mp_vqa_media *m, const mp_video *vid, const char *path, mp_error *err) {
+    const int nf = vid->n_frames;
+    m->is_video = strcmp(vid->container, "image") != 0;
+    m->n_frames = nf;
+    m->pts = malloc(sizeof(double) * (size_t)nf);
+    if (!m->pts) return mp_errf(err, "%s: out of memory", path);
+    for (int i = 0; i < nf; i++) m->pts[i] = vid->frames[i].pts;
+    m->src_w = vid->width, m->src_h = vid->height;
+    m->duration = vid->duration, m->native_fps = vid->native_fps;
+    m->total_frames = vid->total_frames;
+    snprintf(m->codec, sizeof m->codec, "%s", vid->codec);
+    snprintf(m->warning, sizeof m->warning, "%s", vid->warning);
+    return 0;
+}
+
 /* qwen-vl-utils' per-frame pixel budget of a video of n frames, within the processor's limits */
 static void video_pixels(const mp_qwen2vl_params *proc, const mp_vqa_opts *o, int n, int64_t *minp, int64_t *maxp) {
     const int64_t px = 28 * 28, vmin = 128 * px, vmax = 768 * px, total = 24576 * px;
@@ -314,22 +331,13 @@ static int encode_media(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa_o
         mp_errf(err, "%s: no frames could be decoded", path);
         goto done;
     }
-    m->is_video = strcmp(vid.container, "image") != 0;
-    m->n_frames = nf;
-    m->pts = malloc(sizeof(double) * (size_t)nf);
+    if (media_from_video(m, &vid, path, err) < 0) goto done;
     frames = calloc((size_t)nf, sizeof *frames);
-    if (!m->pts || !frames) {
+    if (!frames) {
         mp_errf(err, "%s: out of memory", path);
         goto done;
     }
-    m->src_w = vid.width, m->src_h = vid.height;
-    m->duration = vid.duration, m->native_fps = vid.native_fps;
-    snprintf(m->codec, sizeof m->codec, "%s", vid.codec);
-    snprintf(m->warning, sizeof m->warning, "%s", vid.warning);
-    for (int i = 0; i < nf; i++) {
-        m->pts[i] = vid.frames[i].pts;
-        frames[i] = vid.frames[i].img; /* borrowed */
-    }
+    for (int i = 0; i < nf; i++) frames[i] = vid.frames[i].img; /* borrowed */
     double t1 = now_s();
     mp_qwen2vl_params proc = v->vit.proc;
     if (m->is_video) video_pixels(&v->vit.proc, o, nf, &proc.min_pixels, &proc.max_pixels);
@@ -403,20 +411,8 @@ static int encode_smolvlm(mp_vqa *v, mp_exec *ex, const char *path, const mp_vqa
         mp_errf(err, "%s: no frames could be decoded", path);
         goto done;
     }
-    m->is_video = strcmp(vid.container, "image") != 0;
-    m->n_frames = nf;
-    m->pts = malloc(sizeof(double) * (size_t)nf);
-    if (!m->pts) {
-        mp_errf(err, "%s: out of memory", path);
-        goto done;
-    }
-    for (int i = 0; i < nf; i++) m->pts[i] = vid.frames[i].pts;
-    m->src_w = vid.width, m->src_h = vid.height;
-    m->duration = vid.duration, m->native_fps = vid.native_fps;
-    m->total_frames = vid.total_frames;
+    if (media_from_video(m, &vid, path, err) < 0) goto done;
     m->prompt_duration = mp_smolvlm2_video_duration(&vid);
-    snprintf(m->codec, sizeof m->codec, "%s", vid.codec);
-    snprintf(m->warning, sizeof m->warning, "%s", vid.warning);
     double t1 = now_s();
     if (m->is_video) { /* every frame one tile (preprocessing and encoding timed together) */
         m->n_tiles = nf;
