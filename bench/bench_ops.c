@@ -1,5 +1,9 @@
 /* bench_ops.c — `mmpipe bench ops [-t N] [--quick] [--dtype NAME] [--no-blas]`
  *
+ *                  [--m LIST] [--sizes LIST] [--cold]
+ * --m / --sizes: comma lists of rows M (default 1,512) and of K and N (default 384,1024,4096); --cold: each
+ * call reads another copy of the weights (256 MiB of copies), as a decoder step reads its layers from DRAM
+ * (without it small weight matrices stay in cache between calls).
  * Measures this machine's own yardsticks first, then the matmul kernels against them:
  *   BENCH ops op=fma_peak threads=T gflops=...          register-only FMA loop (the widest SIMD level)
  *   BENCH ops op=triad threads=T gbps=...               STREAM-style a[i] = b[i] + s*c[i]
@@ -155,16 +159,25 @@ static double time_best(bench_fn fn, void *arg, double min_s, int min_reps) {
     return best;
 }
 
+#define COLD_BYTES (256u << 20) /* --cold: weight copies cycled through, well past any L3 */
+
 typedef struct {
     mp_exec *ex;
     float *Y, *X;
     mp_tensor W;
     int64_t M, K, N;
-    const float *Wf; /* F32 weights for OpenBLAS */
+    const float *Wf;  /* F32 weights for OpenBLAS */
+    uint8_t *copies;  /* --cold: n_copies back-to-back copies of W's data, one per call in turn */
+    int n_copies, next;
+    size_t wbytes;
 } mm_job;
 
 static void run_matmul(void *arg) {
     mm_job *j = arg;
+    if (j->n_copies) {
+        j->W.data = j->copies + (size_t)j->next * j->wbytes;
+        j->next = (j->next + 1) % j->n_copies;
+    }
     mp_matmul(j->ex, j->Y, j->N, j->X, j->K, &j->W, NULL, j->M);
 }
 
@@ -177,18 +190,40 @@ static void run_sgemm(void *arg) {
 #endif
 
 static void usage(void) {
-    fprintf(stderr, "usage: mmpipe bench ops [-t THREADS] [--quick] [--dtype f32|bf16|f16|q8_0|q4_K|...] [--no-blas]\n");
+    fprintf(stderr, "usage: mmpipe bench ops [-t THREADS] [--quick] [--dtype f32|bf16|f16|q8_0|q4_K|...] [--no-blas]\n"
+                    "                        [--m M1,M2,...] [--sizes S1,S2,...] [--cold]\n");
+}
+
+/* "a,b,c" -> up to max positive values; returns the count (0: malformed). */
+static int parse_list(const char *s, int64_t *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v <= 0 || v > (1 << 20)) return 0;
+        out[n++] = v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return 0;
+    }
+    return *s ? 0 : n;
 }
 
 int bench_ops(int argc, char **argv) {
-    int threads = 0, quick = 0, blas = 1;
+    int threads = 0, quick = 0, blas = 1, cold = 0;
     const char *only = NULL;
+    int64_t Ms[8] = {1, 512}, sizes[8] = {384, 1024, 4096};
+    int nms = 2, nsizes = 0;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--no-blas")) blas = 0;
+        else if (!strcmp(argv[i], "--cold")) cold = 1;
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only = argv[++i];
-        else { usage(); return 1; }
+        else if (!strcmp(argv[i], "--m") && i + 1 < argc) {
+            if (!(nms = parse_list(argv[++i], Ms, 8))) { usage(); return 1; }
+        } else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
+            if (!(nsizes = parse_list(argv[++i], sizes, 8))) { usage(); return 1; }
+        } else { usage(); return 1; }
     }
     if (threads <= 0) threads = mp_physical_cores();
     mp_threadpool *tp = mp_threadpool_create(threads);
@@ -213,9 +248,9 @@ int bench_ops(int argc, char **argv) {
     fflush(stdout);
 
     const mp_dtype dts[] = {MP_F32, MP_BF16, MP_F16, MP_Q8_0, MP_Q4_K};
-    const int64_t Ms[] = {1, 512};
-    const int64_t sizes[] = {384, 1024, 4096};
-    const int nsizes = quick ? 2 : 3;
+    if (!nsizes) nsizes = quick ? 2 : 3;
+    int64_t maxm = 1;
+    for (int i = 0; i < nms; i++) maxm = Ms[i] > maxm ? Ms[i] : maxm;
     const double min_s = quick ? 0.05 : 0.3;
 #ifdef MP_HAVE_OPENBLAS
     openblas_set_num_threads(threads);
@@ -228,31 +263,35 @@ int bench_ops(int argc, char **argv) {
         for (int ni = 0; ni < nsizes; ni++) {
             const int64_t K = sizes[ki], N = sizes[ni];
             float *Wf = mp_aligned_alloc((size_t)(K * N) * 4);
-            float *X = mp_aligned_alloc((size_t)(512 * K) * 4), *Y = mp_aligned_alloc((size_t)(512 * N) * 4);
+            float *X = mp_aligned_alloc((size_t)(maxm * K) * 4), *Y = mp_aligned_alloc((size_t)(maxm * N) * 4);
             if (!Wf || !X || !Y) { status = 1; mp_aligned_free(Wf); mp_aligned_free(X); mp_aligned_free(Y); goto done; }
             for (int64_t i = 0; i < K * N; i++) {
                 seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
                 Wf[i] = (float)((int64_t)(seed >> 40) - (1 << 23)) / (float)(1 << 23) * 0.05f;
             }
-            for (int64_t i = 0; i < 512 * K; i++) X[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-            for (int mi = 0; mi < 2; mi++) {
+            for (int64_t i = 0; i < maxm * K; i++) X[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+            for (int mi = 0; mi < nms; mi++) {
                 const int64_t M = Ms[mi];
                 mm_job j = {.ex = &ex, .Y = Y, .X = X, .M = M, .K = K, .N = N, .Wf = Wf};
                 for (size_t di = 0; di < sizeof dts / sizeof dts[0]; di++) {
                     const mp_dtype dt = dts[di];
                     if (only && strcmp(only, mp_dtype_name(dt)) != 0) continue;
                     const int64_t wbytes = mp_dtype_row_bytes(dt, K) * N;
-                    void *Wq = mp_aligned_alloc((size_t)wbytes);
+                    const int copies = cold ? (int)(COLD_BYTES / (size_t)wbytes) + 1 : 1;
+                    uint8_t *Wq = mp_aligned_alloc((size_t)wbytes * (size_t)copies);
                     if (!Wq) { status = 1; continue; }
                     mp_convert(&ex, Wq, dt, Wf, MP_F32, K * N);
+                    for (int c = 1; c < copies; c++) memcpy(Wq + (size_t)c * (size_t)wbytes, Wq, (size_t)wbytes);
+                    j.copies = cold ? Wq : NULL, j.n_copies = cold ? copies : 0, j.next = 0, j.wbytes = (size_t)wbytes;
                     int64_t ne[2] = {K, N};
                     mp_tensor_init(&j.W, dt, 2, ne, Wq);
                     double t = time_best(run_matmul, &j, min_s, 3);
                     double gflops = 2.0 * M * N * K / t / 1e9;
                     double gbps = (double)(wbytes + 4 * M * (K + N)) / t / 1e9;
-                    printf("BENCH ops op=matmul dtype=%s M=%lld K=%lld N=%lld threads=%d gflops=%.1f ratio_peak=%.3f "
+                    printf("BENCH ops op=matmul dtype=%s M=%lld K=%lld N=%lld threads=%d%s gflops=%.1f ratio_peak=%.3f "
                            "gbps=%.1f ratio_bw=%.3f\n",
-                           mp_dtype_name(dt), (long long)M, (long long)K, (long long)N, threads, gflops, gflops / peak,
+                           mp_dtype_name(dt), (long long)M, (long long)K, (long long)N, threads, cold ? " cold=1" : "",
+                           gflops, gflops / peak,
                            gbps, gbps / bw);
                     fflush(stdout);
                     mp_aligned_free(Wq);

@@ -294,6 +294,8 @@ static void ukernel_bf16(int mr, int64_t kc, const float *A, const float *B, flo
     g_ukb[mr](kc, A, B, C, ldc, nr, mode, bias, beta);
 }
 
+#define PACK_PF_BYTES 256
+
 /* Bp[k/2][j] = the bf16 pair (W[n0+j][k0+k], W[n0+j][k0+k+1]) of weight rows, zero padded. */
 static void pack_b_nk_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, int64_t k0, int64_t kc, float *Bpf) {
     uint32_t *Bp = (uint32_t *)(void *)Bpf;
@@ -307,6 +309,13 @@ static void pack_b_nk_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, 
                 r[j] = j0 + j < nr ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
                                          mk, (const uint8_t *)W + (size_t)(n0 + j0 + j) * row_bytes + 2 * (k0 + k)))
                                    : _mm512_setzero_ps();
+            /* PACK_PF_BYTES ahead in the same rows, then on into the next micro-panel's rows at k0 (what the
+             * engine packs next): small-M GEMMs (batched decode) are bound by this stream from DRAM, and 16
+             * row streams alone leave the memory system idle */
+            const int64_t ahead = 2 * k + PACK_PF_BYTES;
+            const size_t pf = ahead < 2 * kc ? (size_t)(2 * k0 + ahead) : (size_t)NR * row_bytes + (size_t)(2 * k0 + ahead - 2 * kc);
+            _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
+                _mm_prefetch((const char *)W + (size_t)(n0 + j0 + j) * row_bytes + pf, _MM_HINT_T0);
             transpose16(r);
             for (int t = 0; t < pl; t++) _mm512_store_ps((float *)(void *)(Bp + (k / 2 + t) * NR + j0), r[t]);
         }

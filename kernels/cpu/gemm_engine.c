@@ -96,17 +96,20 @@ static void run_tile(const engine_job *j, int64_t tile, float *Ap, float *Bp, fl
         int mode = k0 ? MP_GEMM_INIT_LOAD : p->init;
         if (mode == MP_GEMM_INIT_BETA && p->beta == 0.0f) mode = MP_GEMM_INIT_ZERO;
         pack_b_tile(j, Bsrc, n0, nt, k0, kc, Bp, tmp);
-        for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int mr = (int)(mc - ir < MR ? mc - ir : MR);
-            if (p->bf16dot) kern->pack_a_bf16(A + ir * p->lda, p->lda, mr, k0, kc, p->alpha, Ap + ir * kc);
-            else pack_a(A + ir * p->lda, p->lda, mr, MR, k0, kc, p->alpha, Ap + ir * kc);
+        /* row blocks of (nearly) equal height: 16 rows run as 8 + 8, not 14 + 2 (a 2-row micro-kernel
+         * reloads B for every 4 FMAs); block b is packed at Ap + b*MR*kc */
+        const int64_t nblk = (mc + MR - 1) / MR, h = (mc + nblk - 1) / nblk;
+        for (int64_t bi = 0, ir = 0; ir < mc; bi++, ir += h) {
+            const int mr = (int)(mc - ir < h ? mc - ir : h);
+            if (p->bf16dot) kern->pack_a_bf16(A + ir * p->lda, p->lda, mr, k0, kc, p->alpha, Ap + bi * MR * kc);
+            else pack_a(A + ir * p->lda, p->lda, mr, MR, k0, kc, p->alpha, Ap + bi * MR * kc);
         }
         for (int64_t jr = 0; jr < nt; jr += NR) {
             const int nr = (int)(nt - jr < NR ? nt - jr : NR);
             const float *bias = p->bias ? p->bias + n0 + jr : NULL;
-            for (int64_t ir = 0; ir < mc; ir += MR) {
-                const int mr = (int)(mc - ir < MR ? mc - ir : MR);
-                (p->bf16dot ? kern->ukernel_bf16 : kern->ukernel)(mr, kc, Ap + ir * kc, Bp + jr * kc, C + ir * p->ldc + jr,
+            for (int64_t bi = 0, ir = 0; ir < mc; bi++, ir += h) {
+                const int mr = (int)(mc - ir < h ? mc - ir : h);
+                (p->bf16dot ? kern->ukernel_bf16 : kern->ukernel)(mr, kc, Ap + bi * MR * kc, Bp + jr * kc, C + ir * p->ldc + jr,
                                                                   p->ldc, nr, mode, bias, p->beta);
             }
         }
@@ -148,7 +151,14 @@ void mp_gemm_engine_run(mp_exec *ex, const mp_gemm_kernels *kern, const mp_gemm_
     /* columns per tile: at most NT_MAX, fewer when that leaves threads idle */
     int64_t nt = p->N < NT_MAX ? p->N : NT_MAX;
     const int64_t outer = (int64_t)p->batch * j.mtiles;
-    if (outer < 2 * pool) {
+    if (outer == 1 && pool > 1) {
+        /* one row tile (small M: batched decode): the column micro-panels dealt out evenly, a whole number
+         * of tiles per thread (N = 576 on 2 threads ran as 160+160 | 160+96 columns, N = 192 as 64+64 | 64) */
+        const int64_t panels = (p->N + kern->nr - 1) / kern->nr, max_per = NT_MAX / kern->nr;
+        const int64_t rounds = (panels + (int64_t)pool * max_per - 1) / ((int64_t)pool * max_per);
+        const int64_t tiles = (int64_t)pool * rounds;
+        nt = (panels + tiles - 1) / tiles * kern->nr;
+    } else if (outer < 2 * pool) {
         int64_t want = (2 * pool + outer - 1) / outer; /* column tiles wanted per (item, row tile) */
         int64_t per = (p->N + want - 1) / want;
         if (per < nt) nt = per;

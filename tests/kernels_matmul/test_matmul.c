@@ -102,6 +102,8 @@ static const shape g_shapes[] = {
     {1, 1, 1}, {1, 7, 33}, {7, 33, 255}, {33, 255, 7}, {255, 7, 1}, {1, 4097, 33}, {4097, 33, 7},
     {7, 1, 4097}, {33, 33, 4097}, {255, 255, 255}, {1, 255, 4097}, {4097, 7, 255}, {33, 7, 1},
     {31, 33, 17}, /* quantized: the most rows the group kernels take (16-row chunks, then 15) */
+    {16, 225, 513}, /* batched decode: one row tile in two equal row blocks, 8 column panels dealt out to the
+                       threads, K past one panel (the packer's prefetch crosses into the next micro-panel) */
 };
 
 /* dtypes whose SIMD paths quantize the activations (mp_ref_matmul_q8 semantics) and their block */
