@@ -81,6 +81,15 @@ static inline __m512 load_bf16(const uint8_t *row, int64_t k, __mmask16 m) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
 
+/* Where the packers prefetch, as a byte offset from the start of a row of the micro-panel: PACK_PF_BYTES
+ * past byte `at` of the panel's `len` bytes (which start at byte `start` of each row), continuing into the
+ * rows of the next micro-panel (NR rows on) at `start`, which the engine packs next. */
+#define PACK_PF_BYTES 256
+static inline size_t pack_prefetch_offset(int64_t at, int64_t len, int64_t start, size_t row_bytes) {
+    const int64_t ahead = at + PACK_PF_BYTES;
+    return ahead < len ? (size_t)(start + ahead) : (size_t)NR * row_bytes + (size_t)(start + ahead - len);
+}
+
 /* Bp[k][j] = W[n0+j][k0+k] for j < nr (zero beyond), k < kc; rows `row_bytes` apart. */
 static inline __attribute__((always_inline)) void pack_b_rows(row_loader load, int es, const uint8_t *W, size_t row_bytes, int64_t n0, int nr, int64_t k0,
                         int64_t kc, float *Bp) {
@@ -92,12 +101,14 @@ static inline __attribute__((always_inline)) void pack_b_rows(row_loader load, i
             __m512 r[16];
             _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
                 r[j] = j0 + j < nr ? load(W + (size_t)(n0 + j0 + j) * row_bytes, k0 + k, mk) : _mm512_setzero_ps();
-            /* the same bytes of the next micro-panel's rows (as in the GEMV below: 16 row streams alone leave
-             * the memory system idle; small-M matmuls, e.g. batched decode, are bound by this packing) */
-            if (k % (64 / es) == 0)
+            /* PACK_PF_BYTES ahead in the same rows, then on into the next micro-panel's rows (as the BF16 packer
+             * below: small-M matmuls, e.g. batched decode, are bound by this stream; 16 row streams alone
+             * leave the memory system idle) */
+            if (k % (64 / es) == 0) {
+                const size_t pf = pack_prefetch_offset(k * es, kc * es, k0 * es, row_bytes);
                 _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
-                    _mm_prefetch((const char *)W + (size_t)(n0 + NR + j0 + j) * row_bytes + (size_t)(k0 + k) * (size_t)es,
-                                 _MM_HINT_T0);
+                    _mm_prefetch((const char *)W + (size_t)(n0 + j0 + j) * row_bytes + pf, _MM_HINT_T0);
+            }
             transpose16(r);
             if (kl == 16) {
                 _Pragma("GCC unroll 16") for (int t = 0; t < 16; t++) _mm512_store_ps(Bp + (k + t) * NR + j0, r[t]);
@@ -294,8 +305,6 @@ static void ukernel_bf16(int mr, int64_t kc, const float *A, const float *B, flo
     g_ukb[mr](kc, A, B, C, ldc, nr, mode, bias, beta);
 }
 
-#define PACK_PF_BYTES 256
-
 /* Bp[k/2][j] = the bf16 pair (W[n0+j][k0+k], W[n0+j][k0+k+1]) of weight rows, zero padded. */
 static void pack_b_nk_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, int64_t k0, int64_t kc, float *Bpf) {
     uint32_t *Bp = (uint32_t *)(void *)Bpf;
@@ -312,8 +321,7 @@ static void pack_b_nk_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, 
             /* PACK_PF_BYTES ahead in the same rows, then on into the next micro-panel's rows at k0 (what the
              * engine packs next): small-M GEMMs (batched decode) are bound by this stream from DRAM, and 16
              * row streams alone leave the memory system idle */
-            const int64_t ahead = 2 * k + PACK_PF_BYTES;
-            const size_t pf = ahead < 2 * kc ? (size_t)(2 * k0 + ahead) : (size_t)NR * row_bytes + (size_t)(2 * k0 + ahead - 2 * kc);
+            const size_t pf = pack_prefetch_offset(2 * k, 2 * kc, 2 * k0, row_bytes);
             _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
                 _mm_prefetch((const char *)W + (size_t)(n0 + j0 + j) * row_bytes + pf, _MM_HINT_T0);
             transpose16(r);
