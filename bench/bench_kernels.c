@@ -2,7 +2,7 @@
  * and decode, norms, softmax, activations, rope, depthwise conv, patch-embedding conv) at the scalar
  * reference level and at the best SIMD level, as GFLOP/s with the ratio to this machine's measured FMA
  * peak (a register-only FMA loop on the same threads), or GB/s for the memory-bound ops.
- * MMPIPE_SIMD=avx2 (or ref) caps the level measured.
+ * MMPIPE_SIMD=avx2 (or ref) caps the level measured. --attention: the attention shapes only.
  *   BENCH kernels op=attention shape=... level=avx512 threads=2 ms=... gflops=... peak=... ratio=...
  */
 #include <immintrin.h>
@@ -134,12 +134,13 @@ static void run_simple(mp_exec *ex, void *c) {
 }
 
 int bench_kernels(int argc, char **argv) {
-    int threads = 0, quick = 0;
+    int threads = 0, quick = 0, attn_only = 0;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "-t") || !strcmp(argv[i], "--threads")) && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--attention")) attn_only = 1;
         else {
-            fprintf(stderr, "usage: mmpipe bench kernels [-t N] [--quick]\n");
+            fprintf(stderr, "usage: mmpipe bench kernels [-t N] [--quick] [--attention]\n");
             return 1;
         }
     }
@@ -161,6 +162,7 @@ int bench_kernels(int argc, char **argv) {
         {"prefill_q512_h14/2_d64_causal", 512, 512, 14, 2, 64, 1},
         {"encoder_q1500_h8_d64", 1500, 1500, 8, 8, 64, 0},
         {"vit_q577_h16_d64", 577, 577, 16, 16, 64, 0},
+        {"siglip_q1024_h12_d64", 1024, 1024, 12, 12, 64, 0}, /* SmolVLM's vision tower, one 512 px tile */
         {"prefill_q256_kv2048_h32/8_d128_causal", 256, 2048, 32, 8, 128, 1},
         {"decode_q1_kv4096_h32/8_d128", 1, 4096, 32, 8, 128, 1},
         {"decode_q1_kv1500_h8_d64", 1, 1500, 8, 8, 64, 0},
@@ -185,7 +187,7 @@ int bench_kernels(int argc, char **argv) {
         double t_ref = 0;
         for (int lv = 0; lv <= best; lv += best > 0 ? best : 1) {
             mp_cpu_set_level(lv);
-            if (lv == 0 && quick && at[c].n_q > 300) continue;
+            if (lv == 0 && ((quick && at[c].n_q > 300) || attn_only)) continue;
             double t = time_best(&ex, run_attn, &a, lv == 0 ? 1 : reps);
             if (lv == 0) t_ref = t;
             printf("BENCH kernels op=attention shape=%s level=%s threads=%d ms=%.3f gflops=%.2f ratio=%.3f kv_gbs=%.1f",
@@ -195,6 +197,11 @@ int bench_kernels(int argc, char **argv) {
             if (best == 0) break;
         }
         mp_aligned_free(a.q), mp_aligned_free(a.o), mp_aligned_free(a.k), mp_aligned_free(a.v);
+    }
+    if (attn_only) {
+        mp_exec_free(&ex);
+        mp_threadpool_free(tp);
+        return 0;
     }
 
     /* memory-bound ops: GB/s of data read + written */

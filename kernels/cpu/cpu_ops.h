@@ -66,7 +66,7 @@ static inline int64_t mp_attn_kv_row(const mp_attn_params *p, int64_t j) {
 /* Attention tile (attention_simd.inc): kv head kvh, query rows [r0, r0 + nr) with nr * G <= MP_ATTN_MT,
  * small = score by dot products (decode) instead of via Q^T. scratch: MP_ATTN_SCRATCH(head_dim) floats,
  * 64-byte aligned. */
-#define MP_ATTN_MT 32
+#define MP_ATTN_MT 64 /* 64 lanes: the scores pass does 2 FMAs per load (32 lanes: 4 broadcasts + 2 loads per 8) */
 #define MP_ATTN_BK 64
 #define MP_ATTN_SCRATCH(d) ((int64_t)2 * MP_ATTN_MT * (d) + MP_ATTN_BK * MP_ATTN_MT + 4 * MP_ATTN_MT + 16)
 MP_DECL_SIMD(void, mp_k_attn_tile, (float *out, const float *q, const float *k, const float *v, const mp_attn_params *p,
