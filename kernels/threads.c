@@ -1,11 +1,18 @@
 /* threads.c — one thread pool. Workers spin briefly on a generation counter, then sleep on a
  * condition variable, so back-to-back ops (a decode step is hundreds of them) dispatch cheaply
- * while an idle pool costs nothing. */
+ * while an idle pool costs nothing.
+ *
+ * The nth calls fn(arg, ith, nth) of a job are items that any thread may take, the caller included:
+ * one atomic word holds (job, items, next item) and a thread claims item i by advancing it. The caller
+ * takes items too and waits only for items that were claimed, so a worker that the OS has not
+ * scheduled yet (a loaded machine) does not hold the job up: the caller runs its item instead. Each
+ * item still runs exactly once, by one thread, so tasks that split their work by ith are unchanged. */
 #include "mp.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -24,16 +31,35 @@ struct mp_threadpool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
-    atomic_uint gen;      /* bumped for each job */
-    atomic_int pending;   /* workers still running the current job */
+    atomic_uint gen;              /* bumped for each job (wakes the workers) */
+    _Atomic uint64_t claim;       /* job << 32 | items << 16 | next item */
+    atomic_int done;              /* items of the current job finished */
     atomic_int stop;
     atomic_int sleepers;
-    mp_task_fn fn;
-    void *arg;
-    int nth;              /* threads taking part in the current job */
+    _Atomic(mp_task_fn) fn;       /* of the current job; read by a worker only while one of its items is free */
+    _Atomic(void *) arg;
+    uint32_t job;
 };
 
 typedef struct { mp_threadpool *tp; int ith; } worker_arg;
+
+/* Claims and runs free items of the current job until none is left (workers). */
+static void take_items(mp_threadpool *tp) {
+    uint64_t c = atomic_load_explicit(&tp->claim, memory_order_acquire);
+    for (;;) {
+        const int n = (int)((c >> 16) & 0xFFFF), i = (int)(c & 0xFFFF);
+        if (i >= n) return;
+        /* fn and arg are the job's as long as item i is free: the caller starts a new job only after every
+         * item of this one has finished; the exchange below fails if the item was taken meanwhile */
+        mp_task_fn fn = atomic_load_explicit(&tp->fn, memory_order_relaxed);
+        void *arg = atomic_load_explicit(&tp->arg, memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&tp->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire)) {
+            fn(arg, i, n);
+            atomic_fetch_add_explicit(&tp->done, 1, memory_order_release);
+            c = atomic_load_explicit(&tp->claim, memory_order_acquire);
+        }
+    }
+}
 
 static void *worker_main(void *p) {
     worker_arg wa = *(worker_arg *)p;
@@ -58,8 +84,7 @@ static void *worker_main(void *p) {
         }
         if (atomic_load(&tp->stop)) break;
         seen = g;
-        if (wa.ith < tp->nth) tp->fn(tp->arg, wa.ith, tp->nth);
-        atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_acq_rel);
+        take_items(tp);
     }
     return NULL;
 }
@@ -131,17 +156,24 @@ void mp_parallel_n(mp_threadpool *tp, int n, mp_task_fn fn, void *arg) {
         return;
     }
     if (n > tp->n) n = tp->n;
-    tp->fn = fn;
-    tp->arg = arg;
-    tp->nth = n;
-    atomic_store(&tp->pending, tp->n - 1);
+    atomic_store_explicit(&tp->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&tp->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&tp->done, 0, memory_order_relaxed);
+    tp->job++;
+    atomic_store_explicit(&tp->claim, (uint64_t)tp->job << 32 | (uint64_t)n << 16, memory_order_release);
     pthread_mutex_lock(&tp->mu);
     atomic_fetch_add_explicit(&tp->gen, 1, memory_order_release);
     if (atomic_load(&tp->sleepers) > 0) pthread_cond_broadcast(&tp->cv_work);
     pthread_mutex_unlock(&tp->mu);
-    fn(arg, 0, n);
-    /* Wait for the workers; yield when they take long, so an oversubscribed machine makes progress. */
-    for (int spins = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; spins++) {
+    /* the caller takes items too (all of them when no worker comes in time) */
+    for (;;) {
+        const int i = (int)(atomic_fetch_add_explicit(&tp->claim, 1, memory_order_acq_rel) & 0xFFFF);
+        if (i >= n) break;
+        fn(arg, i, n);
+        atomic_fetch_add_explicit(&tp->done, 1, memory_order_release);
+    }
+    /* Wait for the items workers took; yield when they take long, so an oversubscribed machine makes progress. */
+    for (int spins = 0; atomic_load_explicit(&tp->done, memory_order_acquire) < n; spins++) {
         if (spins < 2000) cpu_relax();
         else sched_yield();
     }
