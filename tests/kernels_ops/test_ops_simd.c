@@ -184,6 +184,44 @@ static void test_attention(const char *lv) {
     }
 }
 
+/* Decode (one query row, no GQA: a tile of one lane) gives the bits that row gets inside a tile of many
+ * rows: with a mask, a causal limit inside a key block, key counts around the block size. */
+static void test_attention_one_lane(const char *lv) {
+    struct { int n_q, n_kv, nh, d, causal, masked; } cs[] = {
+        {5, 1500, 6, 64, 0, 0}, {9, 70, 3, 33, 1, 1}, {4, 64, 2, 80, 1, 0}, {3, 129, 1, 17, 0, 1}, {6, 1, 2, 16, 1, 0}};
+    for (int ci = 0; ci < (int)(sizeof cs / sizeof cs[0]); ci++) {
+        mp_attn_params p = {.n_q = cs[ci].n_q, .n_kv = cs[ci].n_kv, .n_head = cs[ci].nh, .n_kv_head = cs[ci].nh,
+                            .head_dim = cs[ci].d, .causal = cs[ci].causal};
+        const int d = p.head_dim;
+        p.q_stride = p.k_stride = p.v_stride = p.o_stride = (int64_t)p.n_head * d;
+        p.scale = 1.0f / sqrtf((float)d);
+        p.causal_offset = p.n_kv - p.n_q - 2; /* the last rows see up to 2 keys fewer than all */
+        float *mask = NULL;
+        if (cs[ci].masked) {
+            p.mask_stride = p.n_kv;
+            mask = randv((int64_t)p.n_q * p.n_kv, -4, 0);
+            for (int64_t i = 0; i < (int64_t)p.n_q * p.n_kv; i += 3) mask[i] = -INFINITY;
+            p.mask = mask;
+        }
+        float *q = randv((int64_t)p.n_q * p.q_stride, -3, 3), *k = randv((int64_t)p.n_kv * p.k_stride, -3, 3);
+        float *v = randv((int64_t)p.n_kv * p.v_stride, -3, 3);
+        const int64_t on = (int64_t)p.n_q * p.o_stride;
+        float *all = randv(on, 0, 1), *one = dup(all, on), *r = dup(all, on);
+        mp_attention(&ex3, all, q, k, v, &p);
+        mp_ref_attention(r, q, k, v, &p);
+        for (int i = 0; i < p.n_q; i++) {
+            mp_attn_params p1 = p;
+            p1.n_q = 1;
+            p1.causal_offset = p.causal_offset + i;
+            p1.mask = mask ? mask + (int64_t)i * p.n_kv : NULL;
+            mp_attention(&ex3, one + i * p.o_stride, q + i * p.q_stride, k, v, &p1);
+        }
+        CHECK_NEAR_ARR(one, r, on, 1e-5, "%s one-lane attention case %d", lv, ci);
+        CHECKF(bits_equal(one, all, on), "%s one-lane attention case %d: differs from the same rows in one call", lv, ci);
+        free(q), free(k), free(v), free(all), free(one), free(r), free(mask);
+    }
+}
+
 static void mk_weights(mp_tensor *t, mp_dtype dt, int ndim, const int64_t *ne, void **store) {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= ne[i];
@@ -315,6 +353,7 @@ int main(void) {
         test_norms_softmax(lv);
         test_rope(lv);
         test_attention(lv);
+        test_attention_one_lane(lv);
         test_conv(lv);
     }
     mp_exec_free(&ex_starved);
