@@ -133,7 +133,14 @@ int mp_whisper_cross_init(mp_whisper_cross *c, const mp_whisper *m, mp_exec *ex,
     c->n_layer = m->hp.n_text_layer;
     c->n_ctx = m->hp.n_audio_ctx;
     c->d = m->hp.n_text_state;
-    if (alloc_kv(ex, &c->k, &c->v, (size_t)c->n_layer * n_win * c->n_ctx * c->d)) {
+    int f16 = ex->backend == MP_BACKEND_CPU && mp_cpu_level() >= 2;
+    if (f16) {
+        c->f16_per = (int64_t)c->d * ((c->n_ctx + 15) / 16 * 16);
+        const size_t n = sizeof(mp_f16) * (size_t)c->n_layer * n_win * (size_t)c->f16_per;
+        c->f16_k = mp_aligned_alloc(n);
+        c->f16_v = mp_aligned_alloc(n);
+    }
+    if (alloc_kv(ex, &c->k, &c->v, (size_t)c->n_layer * n_win * c->n_ctx * c->d) || (f16 && (!c->f16_k || !c->f16_v))) {
         mp_whisper_cross_free(c, ex);
         return mp_errf(err, "whisper: out of memory for the cross-attention keys/values of %d windows", n_win);
     }
@@ -143,6 +150,8 @@ int mp_whisper_cross_init(mp_whisper_cross *c, const mp_whisper *m, mp_exec *ex,
 void mp_whisper_cross_free(mp_whisper_cross *c, mp_exec *ex) {
     if (c->k) mp_backend_free(ex, c->k);
     if (c->v) mp_backend_free(ex, c->v);
+    mp_aligned_free(c->f16_k);
+    mp_aligned_free(c->f16_v);
     memset(c, 0, sizeof *c);
 }
 
@@ -156,6 +165,11 @@ int mp_whisper_cross_compute(const mp_whisper *m, mp_exec *ex, const float *enc,
         const int64_t o = (((int64_t)l * c->n_win + w0) * c->n_ctx) * c->d;
         linear(ex, &m->dec[l].cross.k, c->k + o, enc, rows);
         linear(ex, &m->dec[l].cross.v, c->v + o, enc, rows);
+        for (int w = 0; c->f16_k && w < n_win; w++) {
+            const int64_t fo = ((int64_t)l * c->n_win + w0 + w) * c->f16_per, wo = o + (int64_t)w * c->n_ctx * c->d;
+            mp_attn_pack_f16ctx(ex, c->f16_k + fo, c->f16_v + fo, c->k + wo, c->v + wo, c->n_ctx, c->d, c->d,
+                                m->hp.n_text_head, (int)(c->d / m->hp.n_text_head));
+        }
     }
     return mp_exec_status(ex, err);
 }
@@ -346,7 +360,13 @@ int mp_whisper_decode(const mp_whisper *m, mp_whisper_dec_state *st, mp_whisper_
             const mp_whisper_cross *c = q->cross;
             const int64_t co = (((int64_t)l * c->n_win + q->win) * c->n_ctx) * c->d;
             const mp_attn_params p = attn_params(q->n, (int)Ta, H, D, 0, 0);
-            mp_attention(ex, st->att + r * D, st->q + r * D, c->k + co, c->v + co, &p);
+            if (q->n == 1 && c->f16_k) {
+                const int64_t fo = ((int64_t)l * c->n_win + q->win) * c->f16_per;
+                mp_attention_f16ctx(ex, st->att + r * D, st->q + r * D, c->f16_k + fo, c->f16_v + fo, Ta, H, p.head_dim,
+                                    p.scale);
+            } else {
+                mp_attention(ex, st->att + r * D, st->q + r * D, c->k + co, c->v + co, &p);
+            }
             if (q->xqk && cross_scores(m, st, ex, st->q + r * D, c->k + co, q->n, q->xqk + (int64_t)l * H * q->n * Ta, err))
                 return -1;
             r += q->n;

@@ -142,10 +142,15 @@ int mp_whisper_encode(const mp_whisper *m, mp_whisper_enc_state *st, mp_exec *ex
                       float *out, mp_error *err);
 
 /* Cross-attention keys and values of every decoder layer for n_win encoded windows:
- * k, v: backend [n_text_layer][n_win][n_audio_ctx][D]. */
+ * k, v: backend [n_text_layer][n_win][n_audio_ctx][D].
+ * On the CPU with AVX-512 also an F16 copy in mp_attn_pack_f16ctx's head panels, f16_k / f16_v:
+ * [n_text_layer][n_win][f16_per] each: one decoded token reads these, half the bytes (whisper.cpp keeps
+ * its cross K/V in F16 too); several tokens of one sequence at once (prompts) read the F32 ones. */
 typedef struct mp_whisper_cross {
     int n_win, n_layer, n_ctx, d;
     float *k, *v;
+    mp_f16 *f16_k, *f16_v; /* NULL when not kept */
+    int64_t f16_per;
 } mp_whisper_cross;
 
 int mp_whisper_cross_init(mp_whisper_cross *c, const mp_whisper *m, mp_exec *ex, int n_win, mp_error *err);

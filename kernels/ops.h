@@ -130,6 +130,18 @@ typedef struct mp_attn_params {
 void mp_attention(mp_exec *ex, float *out, const float *q, const float *k, const float *v,
                   const mp_attn_params *p);
 
+/* Single query rows against a fixed context kept as F16 (e.g. Whisper's cross-attention K/V: computed
+ * once per window, read at every decoded token, so half the bytes of F32). CPU only.
+ * mp_attn_pack_f16ctx lays out k, v ([n_kv] rows of n_head * head_dim, k_stride / v_stride floats apart)
+ * per head, keys in blocks of 16 (zero padded):
+ *   kp [n_head][ceil(n_kv / 16)][head_dim][16]   vp [n_head][16 * ceil(n_kv / 16)][head_dim]
+ * mp_attention_f16ctx: out[h] = softmax(scale * q[h] . k_h^T) . v_h for one row q [n_head * head_dim]
+ * (no mask). Each head is one thread's work in a fixed order: results do not depend on the threads. */
+void mp_attn_pack_f16ctx(mp_exec *ex, mp_f16 *kp, mp_f16 *vp, const float *k, const float *v, int64_t n_kv,
+                         int64_t k_stride, int64_t v_stride, int n_head, int head_dim);
+void mp_attention_f16ctx(mp_exec *ex, float *out, const float *q, const mp_f16 *kp, const mp_f16 *vp, int64_t n_kv,
+                         int n_head, int head_dim, float scale);
+
 /* ---------------------------------------------------------------- convolutions (channels-first) */
 /* CPU: conv1d/2d/3d run as im2col + mp_gemm_f32 in column chunks in ex->scratch (F16/BF16 weights are
  * first widened there too); with too little scratch they run direct loops (slow). */

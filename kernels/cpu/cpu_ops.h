@@ -72,6 +72,11 @@ static inline int64_t mp_attn_kv_row(const mp_attn_params *p, int64_t j) {
 MP_DECL_SIMD(void, mp_k_attn_tile, (float *out, const float *q, const float *k, const float *v, const mp_attn_params *p,
                                     int kvh, int64_t r0, int nr, int small, float *scratch))
 
+/* One head of mp_attention_f16ctx (AVX-512 only; the scalar twin is mp_ref_attn_f16ctx_head). s: the
+ * scores, 16 * ceil(n_kv / 16) floats, 64-byte aligned. */
+void mp_k_attn_f16ctx_head_avx512(float *o, const float *q, const mp_f16 *kp, const mp_f16 *vp, int64_t n_kv,
+                                  int head_dim, float scale, float *s);
+
 /* Pick the kernel for the current level: MP_PICK(level, mp_k_add, mp_ref_add). */
 #define MP_PICK(level, name, ref) ((level) >= 2 ? name##_avx512 : (level) == 1 ? name##_avx2 : (ref))
 

@@ -29,6 +29,12 @@ void mp_ref_softmax(float *x, int64_t rows, int64_t cols, const float *mask, int
 /* ---- rope, attention (kernels/cpu/rope.c, attention.c) */
 void mp_ref_rope(float *x, int64_t n_tok, int n_head, int64_t stride, const int32_t *pos, const mp_rope_params *p);
 void mp_ref_attention(float *out, const float *q, const float *k, const float *v, const mp_attn_params *p);
+/* mp_attention_f16ctx in scalar C (kernels/cpu/attention_f16.c): per head, scores and the softmax sum in key
+ * order; scratch: n_kv floats. */
+void mp_ref_attn_f16ctx_head(float *o, const float *q, const mp_f16 *kp, const mp_f16 *vp, int64_t n_kv, int head_dim,
+                             float scale, float *s);
+void mp_ref_attention_f16ctx(float *out, const float *q, const mp_f16 *kp, const mp_f16 *vp, int64_t n_kv, int n_head,
+                             int head_dim, float scale, float *scratch);
 
 /* ---- convolutions (kernels/cpu/conv.c) */
 void mp_ref_conv1d(float *y, const float *x, const mp_tensor *w, const float *bias, int batch, int64_t c_in,

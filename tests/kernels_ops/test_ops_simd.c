@@ -222,6 +222,36 @@ static void test_attention_one_lane(const char *lv) {
     }
 }
 
+/* One query row over a fixed F16 context (Whisper's cross-attention in decode): the SIMD head kernel vs
+ * its scalar twin, vs mp_ref_attention on the same F16-rounded keys and values, and over 1 / 3 threads
+ * and the scratch-less exec. */
+static void test_attention_f16ctx(const char *lv) {
+    struct { int n_kv, nh, d; } cs[] = {{1, 1, 1}, {15, 2, 17}, {17, 3, 64}, {1500, 6, 64}, {130, 2, 80}, {64, 1, 130}, {67, 5, 16}};
+    for (int ci = 0; ci < (int)(sizeof cs / sizeof cs[0]); ci++) {
+        const int n_kv = cs[ci].n_kv, nh = cs[ci].nh, d = cs[ci].d;
+        const int64_t D = (int64_t)nh * d, ks = D + 3, vs = D + 5, nb = (n_kv + 15) / 16;
+        float *k = randv(n_kv * ks, -3, 3), *v = randv(n_kv * vs, -3, 3), *q = randv(D, -1, 1);
+        for (int64_t i = 0; i < n_kv * ks; i++) k[i] = mp_f16_to_f32(mp_f32_to_f16(k[i]));
+        for (int64_t i = 0; i < n_kv * vs; i++) v[i] = mp_f16_to_f32(mp_f32_to_f16(v[i]));
+        mp_f16 *kp = malloc(sizeof(mp_f16) * (size_t)(nh * nb * 16 * d)), *vp = malloc(sizeof(mp_f16) * (size_t)(nh * nb * 16 * d));
+        mp_attn_pack_f16ctx(&ex3, kp, vp, k, v, n_kv, ks, vs, nh, d);
+        float *r = randv(D, 0, 1), *rr = dup(r, D), *y1 = dup(r, D), *y3 = dup(r, D), *ys = dup(r, D);
+        float *scr = malloc(sizeof(float) * (size_t)n_kv);
+        mp_ref_attention_f16ctx(r, q, kp, vp, n_kv, nh, d, 0.125f, scr);
+        mp_attn_params p = {.n_q = 1, .n_kv = n_kv, .n_head = nh, .n_kv_head = nh, .head_dim = d, .q_stride = D,
+                            .k_stride = ks, .v_stride = vs, .o_stride = D, .scale = 0.125f};
+        mp_ref_attention(rr, q, k, v, &p);
+        mp_attention_f16ctx(&ex1, y1, q, kp, vp, n_kv, nh, d, 0.125f);
+        mp_attention_f16ctx(&ex3, y3, q, kp, vp, n_kv, nh, d, 0.125f);
+        mp_attention_f16ctx(&ex_starved, ys, q, kp, vp, n_kv, nh, d, 0.125f);
+        CHECK_NEAR_ARR(r, rr, D, 1e-5, "%s f16-context attention case %d: reference vs mp_ref_attention", lv, ci);
+        CHECK_NEAR_ARR(y1, r, D, 1e-5, "%s f16-context attention case %d", lv, ci);
+        CHECKF(bits_equal(y1, y3, D), "%s f16-context attention case %d: threads differ", lv, ci);
+        CHECKF(bits_equal(y1, ys, D), "%s f16-context attention case %d: heap scratch differs", lv, ci);
+        free(k), free(v), free(q), free(kp), free(vp), free(r), free(rr), free(y1), free(y3), free(ys), free(scr);
+    }
+}
+
 static void mk_weights(mp_tensor *t, mp_dtype dt, int ndim, const int64_t *ne, void **store) {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= ne[i];
@@ -354,6 +384,7 @@ int main(void) {
         test_rope(lv);
         test_attention(lv);
         test_attention_one_lane(lv);
+        test_attention_f16ctx(lv);
         test_conv(lv);
     }
     mp_exec_free(&ex_starved);
