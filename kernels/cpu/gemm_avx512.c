@@ -330,21 +330,32 @@ static void pack_b_nk_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, 
     }
 }
 
-/* Ap[k/2][i] = the bf16 pair (alpha*A[i][k0+k], alpha*A[i][k0+k+1]), zero padded past kc. */
+/* Ap[k/2][i] = the bf16 pair (alpha*A[i][k0+k], alpha*A[i][k0+k+1]), zero padded past kc: per 32 values of
+ * k, the mr rows' 16 pairs are transposed in registers and stored as 16 rows of mr lanes. */
 static void pack_a_bf16(const float *A, int64_t lda, int mr, int64_t k0, int64_t kc, float alpha, float *Apf) {
     uint32_t *Ap = (uint32_t *)(void *)Apf;
-    for (int i = 0; i < mr; i++) {
-        const float *a = A + i * lda + k0;
-        for (int64_t k = 0; k < kc; k += 32) {
-            const int kl = (int)(kc - k < 32 ? kc - k : 32);
-            __m512 lo = _mm512_maskz_loadu_ps(lane_mask(kl), a + k), hi = _mm512_maskz_loadu_ps(lane_mask(kl - 16), a + k + 16);
-            if (alpha != 1.0f) {
-                lo = _mm512_mul_ps(lo, _mm512_set1_ps(alpha));
-                hi = _mm512_mul_ps(hi, _mm512_set1_ps(alpha));
+    const __mmask16 mm = lane_mask(mr);
+    const __m512 va = _mm512_set1_ps(alpha);
+    for (int64_t k = 0; k < kc; k += 32) {
+        const int kl = (int)(kc - k < 32 ? kc - k : 32), pl = (kl + 1) / 2;
+        const __mmask16 m0 = lane_mask(kl), m1 = lane_mask(kl - 16);
+        __m512 r[16];
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
+            if (i < mr) {
+                const float *a = A + i * lda + k0 + k;
+                __m512 lo = _mm512_maskz_loadu_ps(m0, a), hi = _mm512_maskz_loadu_ps(m1, a + 16);
+                if (alpha != 1.0f) lo = _mm512_mul_ps(lo, va), hi = _mm512_mul_ps(hi, va);
+                r[i] = _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            } else {
+                r[i] = _mm512_setzero_ps();
             }
-            _Alignas(64) uint32_t pr[16];
-            _mm512_store_si512(pr, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-            for (int t = 0; t < (kl + 1) / 2; t++) Ap[(k / 2 + t) * MR + i] = pr[t];
+        }
+        transpose16(r); /* r[t]: the pair t of every row */
+        if (pl == 16) {
+            _Pragma("GCC unroll 16") for (int t = 0; t < 16; t++)
+                _mm512_mask_storeu_ps((float *)(void *)(Ap + (k / 2 + t) * MR), mm, r[t]);
+        } else {
+            for (int t = 0; t < pl; t++) _mm512_mask_storeu_ps((float *)(void *)(Ap + (k / 2 + t) * MR), mm, r[t]);
         }
     }
 }
