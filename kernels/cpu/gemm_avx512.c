@@ -210,9 +210,10 @@ static void gemv(mp_dtype dt, const void *W, size_t row_bytes, int64_t n0, int n
  * order, from bias (or 0); an odd K pads the last pair with zeros. The GEMV below and the packed
  * micro-kernel run that same chain. */
 
-/* 32 activations from x (n valid) as 16 bf16 pairs. */
-static inline __m512i x_pairs(const float *x, int n) {
-    const __m512 lo = _mm512_maskz_loadu_ps(lane_mask(n), x), hi = _mm512_maskz_loadu_ps(lane_mask(n - 16), x + 16);
+/* 32 activations alpha * x (n valid) as 16 bf16 pairs. */
+static inline __m512i x_pairs(const float *x, int n, float alpha) {
+    __m512 lo = _mm512_maskz_loadu_ps(lane_mask(n), x), hi = _mm512_maskz_loadu_ps(lane_mask(n - 16), x + 16);
+    if (alpha != 1.0f) lo = _mm512_mul_ps(lo, _mm512_set1_ps(alpha)), hi = _mm512_mul_ps(hi, _mm512_set1_ps(alpha));
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
@@ -224,7 +225,7 @@ static void gemv_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, int64
     for (int64_t k = 0; k < K; k += 32) {
         const int kl = (int)(K - k < 32 ? K - k : 32), pl = (kl + 1) / 2;
         _Alignas(64) uint32_t xp[GEMV_MAX_M][16];
-        for (int64_t m = 0; m < M; m++) _mm512_store_si512(xp[m], x_pairs(X + m * ldx + k, kl));
+        for (int64_t m = 0; m < M; m++) _mm512_store_si512(xp[m], x_pairs(X + m * ldx + k, kl, 1.0f));
         const __mmask32 mk = kl >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << kl) - 1);
         for (int g = 0; g < ng; g++) {
             __m512 r[16];
@@ -335,21 +336,11 @@ static void pack_b_nk_bf16(const void *W, size_t row_bytes, int64_t n0, int nr, 
 static void pack_a_bf16(const float *A, int64_t lda, int mr, int64_t k0, int64_t kc, float alpha, float *Apf) {
     uint32_t *Ap = (uint32_t *)(void *)Apf;
     const __mmask16 mm = lane_mask(mr);
-    const __m512 va = _mm512_set1_ps(alpha);
     for (int64_t k = 0; k < kc; k += 32) {
         const int kl = (int)(kc - k < 32 ? kc - k : 32), pl = (kl + 1) / 2;
-        const __mmask16 m0 = lane_mask(kl), m1 = lane_mask(kl - 16);
         __m512 r[16];
-        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) {
-            if (i < mr) {
-                const float *a = A + i * lda + k0 + k;
-                __m512 lo = _mm512_maskz_loadu_ps(m0, a), hi = _mm512_maskz_loadu_ps(m1, a + 16);
-                if (alpha != 1.0f) lo = _mm512_mul_ps(lo, va), hi = _mm512_mul_ps(hi, va);
-                r[i] = _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-            } else {
-                r[i] = _mm512_setzero_ps();
-            }
-        }
+        _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++)
+            r[i] = i < mr ? _mm512_castsi512_ps(x_pairs(A + i * lda + k0 + k, kl, alpha)) : _mm512_setzero_ps();
         transpose16(r); /* r[t]: the pair t of every row */
         if (pl == 16) {
             _Pragma("GCC unroll 16") for (int t = 0; t < 16; t++)

@@ -147,8 +147,8 @@ void mp_gemm_engine_run(mp_exec *ex, const mp_gemm_kernels *kern, const mp_gemm_
     const int deq = p->b_kind == MP_GEMM_B_NK && !b_is_direct(p->b_dt);
     engine_job j = {.kern = kern, .p = p};
     /* row tiles of about equal height in whole micro-kernel blocks (1024 rows: 3 x 266 + 226, not 3 x 336 + 16) */
-    const int64_t mt0 = (p->M + MC_MAX - 1) / MC_MAX, per = (p->M + mt0 - 1) / mt0;
-    j.mc = (per + kern->mr - 1) / kern->mr * kern->mr;
+    const int64_t mt0 = (p->M + MC_MAX - 1) / MC_MAX, rows_per = (p->M + mt0 - 1) / mt0;
+    j.mc = (rows_per + kern->mr - 1) / kern->mr * kern->mr;
     if (j.mc > p->M) j.mc = p->M;
     j.mtiles = (p->M + j.mc - 1) / j.mc;
     /* columns per tile: at most NT_MAX, fewer when that leaves threads idle */
